@@ -1,0 +1,55 @@
+"""The `madengine` command: flags -> extra-vars -> playbook -> events -> table."""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from madengine import __version__
+
+app = typer.Typer(
+    name="madengine",
+    help="Build, run and compare AI-model benchmarks from MAD packages, "
+    "on this machine or across GPU nodes (Ansible collection madengine.core).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# One module per command; each defines register(app).
+COMMANDS = ("discover", "build", "run", "report", "validate_gpu", "base_image", "runner")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"madengine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """madengine: MAD package benchmarks, reproducible and fast."""
+
+
+for _name in COMMANDS:
+    try:
+        _module = importlib.import_module(f"madengine.commands.{_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"madengine.commands.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

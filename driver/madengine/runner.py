@@ -1,0 +1,149 @@
+"""Run one playbook of the collection through ansible-runner and collect its results.
+
+The driver never does the work itself: it hands extra-vars to a playbook, watches the
+events, and reads the module results out of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from madengine import collection
+
+Event = dict[str, Any]
+Observer = Callable[[Event], None]
+
+OUR_MODULES = ("gpu_facts", "mad_discover", "mad_build", "mad_run", "perf_collect")
+
+
+@dataclass
+class TaskFailure:
+    host: str
+    task: str
+    action: str
+    msg: str
+    exit_code: int | None
+    result: dict
+
+
+@dataclass
+class PlaybookResult:
+    rc: int
+    status: str
+    results: dict[str, list[dict]] = field(default_factory=dict)
+    failures: list[TaskFailure] = field(default_factory=list)
+    unreachable: list[TaskFailure] = field(default_factory=list)
+    stdout: str = ""
+
+    def of(self, module: str) -> list[dict]:
+        """Results of one of our modules (short name), in the order they arrived."""
+        return self.results.get(f"madengine.core.{module}", [])
+
+    def last(self, module: str) -> dict | None:
+        found = self.of(module)
+        return found[-1] if found else None
+
+
+def _module_results(res: dict) -> list[dict]:
+    """A looped task's event carries its items under ``results``."""
+    if isinstance(res.get("results"), list) and "msg" not in res:
+        return [r for r in res["results"] if isinstance(r, dict)]
+    return [res]
+
+
+class _Collector:
+    def __init__(self, observer: Observer | None):
+        self.observer = observer
+        self.result = PlaybookResult(rc=0, status="")
+
+    def __call__(self, event: Event) -> bool:
+        data = event.get("event_data") or {}
+        name = event.get("event", "")
+        action = data.get("resolved_action") or data.get("task_action") or ""
+        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+        if name in ("runner_on_ok", "runner_item_on_ok") and action.startswith("madengine.core."):
+            if name == "runner_on_ok" and "results" in res:
+                pass  # items were already seen one by one
+            else:
+                self.result.results.setdefault(action, []).append(res)
+        elif name == "runner_on_failed" and not data.get("ignore_errors"):
+            items = [r for r in _module_results(res) if r.get("failed")] or [res]
+            for item in items:
+                self.result.failures.append(TaskFailure(
+                    host=data.get("host", ""), task=data.get("task", ""), action=action,
+                    msg=str(item.get("msg", "")), exit_code=item.get("exit_code"), result=item))
+        elif name == "runner_on_unreachable":
+            self.result.unreachable.append(TaskFailure(
+                host=data.get("host", ""), task=data.get("task", ""), action=action,
+                msg=str(res.get("msg", "")), exit_code=None, result=res))
+        if self.observer is not None:
+            self.observer(event)
+        return True  # ansible-runner drops events (and stats) otherwise
+
+
+def run_playbook(
+    playbook: str,
+    extravars: dict[str, Any],
+    *,
+    inventory: str | os.PathLike | None = None,
+    observer: Observer | None = None,
+    verbose: bool = False,
+    limit: str | None = None,
+    forks: int | None = None,
+) -> PlaybookResult:
+    import ansible_runner  # slow import; only when a playbook really runs
+
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+            [str(collection.collections_path())]
+            + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s -o PreferredAuthentications=publickey",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+    }
+    private = tempfile.mkdtemp(prefix="madengine-runner-")
+    # Extra-vars go in a private file, not on the command line (process lists are public).
+    (Path(private) / "env").mkdir()
+    (Path(private) / "env" / "extravars").write_text(json.dumps(extravars))
+    collector = _Collector(observer)
+    cmdline = []
+    if limit:
+        cmdline += ["--limit", limit]
+    if forks:
+        cmdline += ["--forks", str(forks)]
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            playbook=str(collection.playbook(playbook)),
+            inventory=str(inventory or collection.local_inventory()),
+            envvars=env,
+            event_handler=collector,
+            quiet=True,
+            suppress_env_files=True,
+            suppress_ansible_output=True,
+            verbosity=1 if verbose else 0,
+            cmdline=" ".join(cmdline) or None,
+        )
+        collector.result.rc = runner.rc
+        collector.result.status = runner.status
+        try:
+            collector.result.stdout = runner.stdout.read()
+        except (OSError, ValueError):
+            collector.result.stdout = ""
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    return collector.result
