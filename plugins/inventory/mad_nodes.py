@@ -32,7 +32,9 @@ description:
     A file with an unknown key, a missing required key or a value of the wrong type fails with the
     file, the entry and the key named.
   - Set C(ANSIBLE_INVENTORY_UNPARSED_FAILED=true) to make Ansible stop on such a file instead of
-    warning and going on with an empty inventory.
+    warning and going on with an empty inventory. A bad file used directly is reported as an error,
+    but Ansible then lets its C(yaml) plugin read the file (as an inventory with no hosts) and goes
+    on; the config-file form stops.
 author:
   - madengine maintainers
 requirements:
@@ -137,15 +139,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         raw = self._load(path)
-        if isinstance(raw, Mapping) and "plugin" in raw:
-            document, source = self._from_config(path)
-        else:
+        direct = not (isinstance(raw, Mapping) and "plugin" in raw)
+        if direct:
             self.set_options(direct={"plugin": _NAME})
             document, source = raw, path
+        else:
+            document, source = self._from_config(path)
         try:
             hosts = _nodes.inventory_hosts(
                 self._plain(document), source, build_hosts=self.get_option("build_hosts"), python=_PYTHON)
         except MadError as err:
+            if direct:
+                # Ansible shows a plugin's failure only when no later plugin takes the
+                # file, and the yaml plugin takes any .json/.yml file: say it here.
+                self.display.error(err.message)
             raise AnsibleParserError(err.message) from None
         for host in hosts:
             self._add(host)
