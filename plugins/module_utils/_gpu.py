@@ -591,7 +591,7 @@ def parse_context(value: Any, where: str = "the additional context") -> dict:
         return dict(value)
     if not isinstance(value, str):
         raise InvalidInputError(f"the context must be a JSON object, not {type(value).__name__}", where,
-                                'write it as JSON, e.g. {"gpu_vendor": "AMD"}')
+                                'Write it as JSON, e.g. {"gpu_vendor": "AMD"}')
     try:
         data = json.loads(value)
     except ValueError:
@@ -599,16 +599,16 @@ def parse_context(value: Any, where: str = "the additional context") -> dict:
             data = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError) as exc:
             raise InvalidInputError(f"the context is neither JSON nor a Python dict literal ({exc})",
-                                    where, 'write it as JSON, e.g. {"gpu_vendor": "AMD"}') from None
+                                    where, 'Write it as JSON, e.g. {"gpu_vendor": "AMD"}') from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"the context must be an object, not {type(data).__name__}", where,
-                                'write it as JSON, e.g. {"gpu_vendor": "AMD"}')
+                                'Write it as JSON, e.g. {"gpu_vendor": "AMD"}')
     return data
 
 
 def parse_gpu_list(value: Any, where: str = "docker_gpus") -> Optional[List[int]]:
     """'0,2-4' -> [0, 2, 3, 4]; 'all' -> None (every GPU)."""
-    fix = "write GPU indices and ranges such as '0,2-4' (or 'all')"
+    fix = "Write GPU indices and ranges such as '0,2-4' (or 'all')"
     if isinstance(value, bool):
         raise InvalidInputError(f"{where} {value!r} is not a GPU list", "the additional context", fix)
     if isinstance(value, int):
@@ -640,7 +640,7 @@ def _context_vendor(ctx: dict) -> Optional[str]:
         if vendor in text:  # upstream contexts also say e.g. 'AMD_GPU'
             return vendor
     raise InvalidInputError(f"gpu_vendor {raw!r} is neither AMD nor NVIDIA", "the additional context",
-                            "set gpu_vendor to AMD or NVIDIA, or leave it out to detect it")
+                            "Set gpu_vendor to AMD or NVIDIA, or leave it out to detect it")
 
 
 def _context_count(ctx: dict, problems: List[str]) -> Optional[Tuple[str, int]]:
@@ -653,10 +653,10 @@ def _context_count(ctx: dict, problems: List[str]) -> Optional[Tuple[str, int]]:
             number = int(str(raw).strip())
         except ValueError:
             raise InvalidInputError(f"{key} {raw!r} is not a number of GPUs", "the additional context",
-                                    f"set {key} to a whole number such as 8") from None
+                                    f"Set {key} to a whole number such as 8") from None
         if number < -1:
             raise InvalidInputError(f"{key} {raw!r} is not a number of GPUs", "the additional context",
-                                    f"set {key} to a whole number such as 8 (-1 = all)")
+                                    f"Set {key} to a whole number such as 8 (-1 = all)")
         if number >= 0:
             given.append((key, number))
     if len({n for _, n in given}) > 1:
@@ -714,7 +714,7 @@ def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequ
         if len(render_ds) < len(gpus) or not all(str(r).strip().isdigit() for r in render_ds):
             raise InvalidInputError(f"gpu_renderDs {render_ds!r} does not give a render node number "
                                     f"for each of the {len(gpus)} GPUs", "the additional context",
-                                    "list one renderD number per GPU, e.g. [128, 136]")
+                                    "List one renderD number per GPU, e.g. [128, 136]")
         for gpu, minor in zip(gpus, render_ds):
             gpu["device"] = f"/dev/dri/renderD{int(str(minor).strip())}"
         overrides.append("gpu_renderDs")
@@ -730,7 +730,7 @@ def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequ
                 raise InvalidInputError(
                     f"docker_gpus {ctx['docker_gpus']!r} names GPU {', '.join(map(str, missing))} "
                     f"but this node has GPU {have}", "the additional context",
-                    "name only GPUs the node has, or leave docker_gpus out to use all of them")
+                    "Name only GPUs the node has, or leave docker_gpus out to use all of them")
             if not missing:
                 selected = [by_index[i] for i in wanted]
                 overrides.append("docker_gpus")
@@ -775,12 +775,12 @@ def verdict(facts: dict) -> Tuple[bool, str]:
     if count > 0:
         what = f"{count} {vendor} GPU{'s' if count != 1 else ''}"
         arch = facts.get("architecture") or "architecture unknown"
-        source = facts.get("tool") or "the context"
-        return True, f"{what} ({arch}), reported by {source}"
+        source = f"reported by {facts['tool']}" if facts.get("tool") else "as the context says"
+        return True, f"{what}, {arch}, {source}"
     if facts.get("problems"):
         return False, facts["problems"][0]
     if vendor == NONE:
-        return False, "no GPU tool found (amd-smi, rocm-smi, rocminfo or nvidia-smi)"
+        return False, "no GPU tool found: looked for amd-smi, rocm-smi, rocminfo and nvidia-smi"
     if not facts.get("tools_installed"):
         tools = "amd-smi, rocm-smi or rocminfo" if vendor == AMD else "nvidia-smi"
         return False, f"gpu_vendor is {vendor} but {tools} is not installed"
@@ -794,7 +794,7 @@ def parse_n_gpus(n_gpus: Any) -> int:
     text = str(n_gpus).strip() if n_gpus is not None else ""
     if not re.fullmatch(r"-1|\d+", text):
         raise InvalidInputError(f"n_gpus {n_gpus!r} is not a GPU count", "the model entry",
-                                "use '-1' (all GPUs of the node), '0' (no GPU) or a whole number")
+                                "Use '-1' (all GPUs of the node), '0' (no GPU) or a whole number")
     return int(text)
 
 

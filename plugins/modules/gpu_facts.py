@@ -166,7 +166,7 @@ def main():
     try:
         if p["context_file"] and p["file_context"] is None:
             raise InvalidInputError(f"the context file {p['context_file']} cannot be read",
-                                    fix="check the path given to --additional-context-file")
+                                    fix="Check the path given to --additional-context-file")
         context = parse_context(p["file_context"], p["context_file"] or "the context file")
         context.update(parse_context(p["context"]))
         facts = gather_gpu_facts(context, tool_dirs=_tool_dirs(p["tool_dirs"]),
