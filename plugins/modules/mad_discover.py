@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, madengine maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mad_discover
+short_description: Select models of a MAD package by tags and find the Dockerfiles each would build
+version_added: "0.1.0"
+description:
+  - Reads a MAD package (its C(models.json), C(scripts/<dir>/models.json) and
+    C(scripts/<dir>/get_models_json.py)), selects models with the C(--tags) grammar and
+    returns them normalised, with script paths resolved and the Dockerfiles kept by the
+    C(# CONTEXT) filter.
+  - Also parses and validates the additional context (file first, inline wins).
+  - Read-only. C(get_models_json.py) is the package's own Python code and runs in this
+    module's process on the machine doing discovery.
+  - A model whose Dockerfile prefix matches no file, or whose files fit no context, is
+    still returned, with an empty C(dockerfiles) and a C(dockerfile_error).
+options:
+  mad_dir:
+    description:
+      - The MAD package folder (the one holding C(models.json)).
+      - Defaults to the module's working directory.
+    type: path
+  tags:
+    description:
+      - Selectors, each C(name), C(tag), C(all), C(dir/name), C(dir/tag), C(dir/all) or the
+        older C(dir:model), optionally followed by C(:key=value) or C(:flag) parts that are
+        appended to the model's args as C( --key value) / C( --flag).
+      - A comma-separated string is split. Empty selects every model.
+    type: list
+    elements: str
+    default: []
+  additional_context:
+    description:
+      - Context as a dict, a JSON object string or a Python dict literal string.
+      - Wins over O(additional_context_file), key by key (nested objects merge).
+    type: raw
+  additional_context_file:
+    description:
+      - A JSON file with the context. A relative path is looked up from the working
+        directory, then from O(mad_dir).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: Discovery changes nothing; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - madengine maintainers
+notes:
+  - Errors (no C(models.json), malformed JSON, a model without name, failing package code,
+    an unknown tag, an unknown context key) fail the task with one message and
+    C(exit_code=4).
+"""
+
+EXAMPLES = r"""
+- name: Select the dummy models and one directory model with a parameter
+  madengine.core.mad_discover:
+    mad_dir: /srv/MAD
+    tags:
+      - dummy
+      - dummy3/model4:batch_size=512
+    additional_context:
+      gpu_vendor: AMD
+      guest_os: UBUNTU
+  register: discovered
+
+- name: Every model of a directory, context from a file
+  madengine.core.mad_discover:
+    mad_dir: /srv/MAD
+    tags: dummy2/all
+    additional_context_file: /srv/MAD/context.json
+"""
+
+RETURN = r"""
+models:
+  description:
+    - The selected models (the "Selected model" record of docs/contracts.md), in tag
+      order, each once per distinct args. Every field of the entry is kept.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: dummy2/model2
+      tags: [dummies]
+      args: "--foo 1 --batch_size 512"
+      n_gpus: "1"
+      timeout: null
+      scripts: scripts/dummy2/run.sh
+      dockerfile: docker/dummy
+      dockercontext: docker
+      dockerfiles: [docker/dummy.ubuntu.amd.Dockerfile]
+context:
+  description: The validated, merged additional context; C(guest_os) defaults to C(UBUNTU).
+  returned: success
+  type: dict
+  sample: {"gpu_vendor": "AMD", "guest_os": "UBUNTU"}
+discover_warnings:
+  description:
+    - Things worth knowing that do not stop discovery (context keys accepted but not acted
+      on yet, unreadable Dockerfile CONTEXT lines, repeated model names).
+    - The same lines are also emitted as Ansible warnings.
+  returned: success
+  type: list
+  elements: str
+mad_dir:
+  description: The package folder, absolute; model paths are relative to it.
+  returned: success
+  type: str
+  sample: /srv/MAD
+summary:
+  description: One line per selected model (name, n_gpus, args, Dockerfiles), for people.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.madengine.core.plugins.module_utils._discover import discover, summary_lines
+from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            mad_dir=dict(type="path"),
+            tags=dict(type="list", elements="str", default=[]),
+            additional_context=dict(type="raw"),
+            additional_context_file=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        result = discover(params["mad_dir"], params["tags"], params["additional_context"],
+                          params["additional_context_file"])
+    except MadError as err:
+        module.fail_json(**err.to_result())
+    for line in result["warnings"]:
+        module.warn(line)
+    module.exit_json(changed=False, models=result["models"], context=result["context"],
+                     discover_warnings=result["warnings"], mad_dir=result["mad_dir"],
+                     summary=summary_lines(result["models"]))
+
+
+if __name__ == "__main__":
+    main()
