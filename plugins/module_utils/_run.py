@@ -1,0 +1,782 @@
+# Copyright: (c) 2026, madengine maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running one model in one container (MAD-FORMAT section 4).
+
+:func:`plan_run` is pure: it turns the model, build record, context and GPU facts into a
+:class:`RunPlan` (skip or fail reasons, a :class:`ContainerSpec`, the log path, the
+timeout). :func:`execute` talks to the engine with as few round trips as it can:
+inspect the image, create, copy the scripts in (``put_archive``), attach, start, stream,
+wait, fetch the multiple_results CSV, remove. :func:`run_model` does both and returns the
+run record of docs/contracts.md.
+"""
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import secrets
+import shlex
+import signal
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Dict, List, Optional, Tuple
+
+from ansible_collections.madengine.core.plugins.module_utils._credentials import (
+    build_args_for_model, credential_for_registry, load_credentials, scrub, secret_values)
+from ansible_collections.madengine.core.plugins.module_utils._docker_args import (
+    RunOptions, parse_run_options)
+from ansible_collections.madengine.core.plugins.module_utils._engine import (
+    engine_error_text, get_client)
+from ansible_collections.madengine.core.plugins.module_utils._errors import (
+    InvalidInputError, RunError)
+from ansible_collections.madengine.core.plugins.module_utils._gpu import (
+    docker_device_options, select_devices, visibility_env)
+from ansible_collections.madengine.core.plugins.module_utils._perf import (
+    FAILURE, SKIPPED, SUCCESS, ErrorScan, LogScanner, error_scan_config,
+    parse_multiple_results, perf_row, run_status, summarize_rows, to_number)
+from ansible_collections.madengine.core.plugins.module_utils._registry import (
+    auth_config, pull_image)
+
+try:
+    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+    from docker.types import DeviceRequest, Ulimit
+    from docker.utils.socket import frames_iter
+except ImportError:  # _engine.get_client reports the missing package
+    pass
+
+WORKSPACE = "/myworkspace"
+RUN_DIR_NAME = "run_directory"
+DEFAULT_TIMEOUT = 7200
+LABEL_RUN = "madengine.run"
+LABEL_MODEL = "madengine.model"
+MAX_CSV_BYTES = 64 << 20
+_SPOOL_BYTES = 32 << 20
+_NO_IMAGE = "image {} not found locally; build it or run from a manifest with a registry"
+
+
+# ----------------------------------------------------------------------------- plan
+
+@dataclass
+class ContainerSpec:
+    """Everything ``docker run`` needs, as data (also rendered as a CLI list for humans)."""
+
+    image: str
+    name: str
+    command: List[str]
+    working_dir: str
+    environment: Dict[str, str] = field(default_factory=dict)
+    labels: Dict[str, str] = field(default_factory=dict)
+    entrypoint: Optional[List[str]] = None
+    user: Optional[str] = None
+    hostname: Optional[str] = None
+    binds: List[str] = field(default_factory=list)
+    devices: List[str] = field(default_factory=list)
+    device_requests: List[Dict[str, Any]] = field(default_factory=list)
+    group_add: List[str] = field(default_factory=list)
+    cap_add: List[str] = field(default_factory=list)
+    security_opt: List[str] = field(default_factory=list)
+    ulimits: List[Dict[str, Any]] = field(default_factory=list)
+    tmpfs: Dict[str, str] = field(default_factory=dict)
+    extra_hosts: Dict[str, str] = field(default_factory=dict)
+    shm_size: Optional[int] = None
+    mem_limit: Optional[int] = None
+    ipc_mode: Optional[str] = None
+    network_mode: Optional[str] = None
+    privileged: bool = False
+    cpuset_cpus: Optional[str] = None
+
+    def docker_argv(self) -> List[str]:
+        """The equivalent ``docker run`` command line (the scripts are copied, not mounted)."""
+        argv = ["docker", "run", "--name", self.name]
+        argv += [a for k, v in self.labels.items() for a in ("--label", f"{k}={v}")]
+        for flag, value in (("--network", self.network_mode), ("--ipc", self.ipc_mode),
+                            ("--user", self.user), ("--hostname", self.hostname),
+                            ("--cpuset-cpus", self.cpuset_cpus)):
+            if value:
+                argv += [flag, value]
+        if self.shm_size:
+            argv += ["--shm-size", str(self.shm_size)]
+        if self.mem_limit:
+            argv += ["--memory", str(self.mem_limit)]
+        if self.privileged:
+            argv.append("--privileged")
+        argv += [f"--cap-add={c}" for c in self.cap_add]
+        argv += [f"--security-opt={s}" for s in self.security_opt]
+        argv += [f"--device={d}" for d in self.devices]
+        for request in self.device_requests:
+            argv += ["--gpus", '"device={}"'.format(",".join(request.get("device_ids") or []))]
+        argv += [f"--group-add={g}" for g in self.group_add]
+        argv += ["--ulimit={}={}:{}".format(u["name"], u["soft"], u["hard"]) for u in self.ulimits]
+        argv += [a for b in self.binds for a in ("-v", b)]
+        argv += [f"--tmpfs={k}:{v}" if v else f"--tmpfs={k}" for k, v in self.tmpfs.items()]
+        argv += [f"--add-host={k}:{v}" for k, v in self.extra_hosts.items()]
+        argv += [a for k, v in self.environment.items() for a in ("-e", f"{k}={v}")]
+        argv += ["-w", self.working_dir]
+        if self.entrypoint is not None:
+            argv += ["--entrypoint", " ".join(self.entrypoint)]
+        return argv + [self.image] + self.command
+
+    def create_kwargs(self, api: Any) -> Dict[str, Any]:
+        """Arguments of ``APIClient.create_container``."""
+        host = api.create_host_config(
+            binds=self.binds or None, devices=self.devices or None,
+            device_requests=[DeviceRequest(**r) for r in self.device_requests] or None,
+            group_add=self.group_add or None, cap_add=self.cap_add or None,
+            security_opt=self.security_opt or None,
+            ulimits=[Ulimit(**u) for u in self.ulimits] or None,
+            tmpfs=self.tmpfs or None, extra_hosts=self.extra_hosts or None,
+            shm_size=self.shm_size, mem_limit=self.mem_limit, ipc_mode=self.ipc_mode,
+            network_mode=self.network_mode, privileged=self.privileged,
+            cpuset_cpus=self.cpuset_cpus)
+        return dict(image=self.image, command=self.command, name=self.name,
+                    working_dir=self.working_dir, environment=self.environment,
+                    labels=self.labels, entrypoint=self.entrypoint, user=self.user or "",
+                    hostname=self.hostname, host_config=host, detach=True)
+
+
+@dataclass
+class RunPlan:
+    """What :func:`execute` will do for one model, or why it will not run."""
+
+    model: Dict[str, Any]
+    image: str
+    container_name: str
+    log_file: str
+    base_row: Dict[str, Any]
+    timeout: Optional[int] = None
+    spec: Optional[ContainerSpec] = None
+    script_dir: Optional[str] = None
+    run_dir: str = posixpath.join(WORKSPACE, RUN_DIR_NAME)
+    workspace_is_default: bool = True
+    multiple_results: Optional[str] = None
+    errors: ErrorScan = field(default_factory=ErrorScan)
+    skip_reason: Optional[str] = None
+    fail_reason: Optional[str] = None
+    keep_alive: bool = False
+    pull_ref: Optional[str] = None
+    pull_digest: Optional[str] = None
+    secrets: List[str] = field(default_factory=list)
+
+
+def sanitize(name: str) -> str:
+    """A model name made safe for container and file names."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "model"
+
+
+def container_name(model_name: str) -> str:
+    return f"madengine-{sanitize(model_name)[:40]}-{secrets.token_hex(3)}"
+
+
+def log_file_name(model_name: str, image: str, build: Dict[str, Any]) -> str:
+    """``<model>_<dockerfile>.run.live.log``, the dockerfile part as the build log has it."""
+    model_part = model_name.replace("/", "_")
+    dockerfile = build.get("dockerfile") or ""
+    if dockerfile:
+        part = posixpath.basename(str(dockerfile))
+        part = part[:-len(".Dockerfile")] if part.endswith(".Dockerfile") else part
+    else:
+        ref = image.split("@", 1)[0].rsplit("/", 1)[-1]
+        name, _, tag = ref.partition(":")
+        part = tag if tag.startswith("ci-") else name
+        part = part[3:] if part.startswith("ci-") else part
+        prefix = model_part.lower() + "_"
+        part = part[len(prefix):] if part.startswith(prefix) else part
+    return f"{model_part}_{re.sub(r'[^A-Za-z0-9_.-]', '_', part)}.run.live.log"
+
+
+def resolve_timeout(model: Dict[str, Any], context: Dict[str, Any],
+                    override: Optional[int]) -> Optional[int]:
+    """Seconds, or ``None`` for no limit: the override (CLI), else context, else model."""
+    for value, where in ((override, "timeout"), (context.get("timeout"), "context timeout"),
+                         (model.get("timeout"), f"model {model.get('name')} timeout")):
+        if value is None or value == "":
+            continue
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{where} must be a whole number of seconds, got {value!r}",
+                                    fix="Use 0 for no limit") from None
+        if seconds < 0 and where == "timeout":
+            continue  # the CLI's "not given"
+        if seconds < 0:
+            raise InvalidInputError(f"{where} must be 0 or more, got {seconds}")
+        return seconds or None
+    return DEFAULT_TIMEOUT
+
+
+def arch_matches(skip: str, arch: str) -> bool:
+    """skip_gpu_arch entry vs the node: ``gfx90a`` ~ ``gfx90a:sramecc+``, ``A100`` ~ ``NVIDIA A100-SXM4``."""
+    skip, arch = skip.strip().lower(), arch.strip().lower()
+    if not skip or not arch:
+        return False
+    tokens = set(re.split(r"[\s:_-]+", arch))
+    return skip == arch or skip == arch.split(":")[0] or skip in tokens
+
+
+def script_command(scripts: str, args: str, where: str) -> Tuple[str, List[str]]:
+    """(folder to copy, argv in the run directory). Args are split like a shell would."""
+    try:
+        extra = shlex.split(args or "")
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot split args {args!r}: {exc}", where,
+                                "Check the quotes in the model's args") from None
+    scripts = scripts.rstrip("/")
+    if scripts.endswith(".sh"):
+        return posixpath.dirname(scripts), ["bash", posixpath.basename(scripts)] + extra
+    if scripts.endswith(".py"):
+        return posixpath.dirname(scripts), ["python3", posixpath.basename(scripts)] + extra
+    return scripts, ["bash", "run.sh"] + extra
+
+
+def _multi_node_runner(distributed: Dict[str, Any], n_gpus: int) -> Optional[str]:
+    launcher = str(distributed.get("launcher") or "torchrun")
+    if launcher != "torchrun":
+        return None
+    nproc = int(distributed.get("nproc_per_node") or max(n_gpus, 1))
+    nnodes = int(distributed.get("nnodes") or 1)
+    if nnodes <= 1:
+        return f"torchrun --standalone --nproc_per_node={nproc}"
+    return ("torchrun --nnodes={} --nproc_per_node={} --node_rank={} --master_addr={} "
+            "--master_port={}").format(nnodes, nproc, int(distributed.get("node_rank") or 0),
+                                       distributed.get("master_addr") or "localhost",
+                                       int(distributed.get("master_port") or 29500))
+
+
+def _base_row(model: Dict[str, Any], image: str, build: Dict[str, Any], context: Dict[str, Any],
+              arch: str, args: str, n_gpus: str) -> Dict[str, Any]:
+    distributed = context.get("distributed") or {}
+    tags = model.get("tags") or []
+    return {
+        "model": model["name"], "n_gpus": n_gpus,
+        "nnodes": str(distributed.get("nnodes") or 1),
+        "gpus_per_node": str(context.get("gpus_per_node") or n_gpus),
+        "training_precision": model.get("training_precision") or "",
+        "pipeline": os.environ.get("pipeline", ""), "args": args,
+        "tags": ",".join(tags) if isinstance(tags, list) else str(tags),
+        "docker_file": build.get("dockerfile") or "", "base_docker": build.get("base_docker") or "",
+        "docker_sha": build.get("docker_sha") or "", "docker_image": image,
+        "git_commit": "", "machine_name": socket.gethostname(), "deployment_type": "local",
+        "launcher": distributed.get("launcher") or "", "gpu_architecture": arch,
+        "build_duration": build.get("build_duration", ""),
+        "dataname": model.get("data") or "",
+        "build_number": os.environ.get("BUILD_NUMBER", "0"),
+        "additional_docker_run_options": model.get("additional_docker_run_options") or "",
+    }
+
+
+def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Dict[str, Any]],
+             context: Optional[Dict[str, Any]], gpu: Optional[Dict[str, Any]], output_dir: str,
+             timeout: Optional[int] = None, keep_alive: bool = False,
+             data: Optional[Dict[str, Any]] = None,
+             credentials: Optional[Dict[str, Dict[str, str]]] = None) -> RunPlan:
+    """Decide how ``model`` runs here. Raises :class:`InvalidInputError` on bad input.
+
+    ``gpu`` is the ``madengine_gpu`` fact (``_gpu.gather_gpu_facts``); ``credentials`` the
+    loaded credential.json (the model's ``cred`` entry becomes ``<CRED>_<KEY>`` variables).
+    """
+    build, context, gpu, data = build or {}, context or {}, gpu or {}, data or {}
+    name = model.get("name")
+    if not name:
+        raise InvalidInputError("the model has no name", "mad_run model")
+    where = f"model {name}"
+    args = str(context["model_args"]) if context.get("model_args") else str(model.get("args") or "")
+    build_args = context.get("docker_build_arg") or {}
+    arch = str(gpu.get("architecture") or build_args.get("MAD_SYSTEM_GPU_ARCHITECTURE") or "")
+    raw_n = str(model.get("n_gpus")) if model.get("n_gpus") not in (None, "") else "1"
+    plan = RunPlan(model=model, image=image, container_name=container_name(name),
+                   log_file=str(Path(output_dir) / log_file_name(name, image, build)),
+                   base_row=_base_row(model, image, build, context, arch, args, raw_n),
+                   timeout=resolve_timeout(model, context, timeout), keep_alive=keep_alive,
+                   multiple_results=model.get("multiple_results") or None,
+                   errors=error_scan_config(context, model),
+                   pull_ref=build.get("registry_image") or None,
+                   pull_digest=build.get("registry_digest") or None)
+
+    for skip in str(model.get("skip_gpu_arch") or "").split(","):
+        if arch_matches(skip, arch):
+            plan.skip_reason = f"skip_gpu_arch lists {skip.strip()} (this node: {arch})"
+            return plan
+    chosen, why_not = select_devices(gpu, raw_n)
+    if why_not:
+        plan.skip_reason = why_not
+        return plan
+    plan.base_row["n_gpus"] = str(len(chosen))
+    if not context.get("gpus_per_node"):
+        plan.base_row["gpus_per_node"] = str(len(chosen))
+
+    opts = parse_run_options(str(model.get("additional_docker_run_options") or ""),
+                             f"additional_docker_run_options of {where}")
+    cred_env: Dict[str, str] = {}
+    if model.get("cred"):
+        cred_env = build_args_for_model(model, credentials or {}, "credential.json")
+        plan.secrets = secret_values({"cred": {k.split("_", 1)[-1].lower(): v
+                                               for k, v in cred_env.items()}})
+    script_dir, argv = script_command(str(model.get("scripts") or ""), args, where)
+    if not model.get("scripts"):
+        plan.fail_reason = f"model {name} has no scripts to run"
+    else:
+        target = Path(mad_dir) / str(model["scripts"])
+        if target.is_dir():
+            target = target / "run.sh"
+        if not target.is_file():
+            plan.fail_reason = (f"script {target} not found (scripts {model['scripts']!r} "
+                                f"of {where}); check the path in models.json")
+        plan.script_dir = str(Path(mad_dir) / script_dir)
+    workspace = opts.working_dir or WORKSPACE
+    if not workspace.startswith("/"):
+        raise InvalidInputError(f"-w/--workdir {workspace!r} must be an absolute path", where)
+    plan.workspace_is_default = opts.working_dir is None
+    plan.run_dir = posixpath.join(workspace, RUN_DIR_NAME)
+    plan.spec = _container_spec(plan, opts, argv, context, gpu, arch, chosen, data, cred_env)
+    return plan
+
+
+def _vendor(gpu: Dict[str, Any], context: Dict[str, Any]) -> str:
+    vendor = str(gpu.get("vendor") or "").upper()
+    if vendor in ("AMD", "NVIDIA"):
+        return vendor
+    return str(context.get("gpu_vendor") or vendor or "NONE").upper()
+
+
+def _container_spec(plan: RunPlan, opts: RunOptions, argv: List[str], context: Dict[str, Any],
+                    gpu: Dict[str, Any], arch: str, chosen: List[str], data: Dict[str, Any],
+                    cred_env: Dict[str, str]) -> ContainerSpec:
+    model, name = plan.model, plan.model["name"]
+    env: Dict[str, str] = {
+        "MAD_MODEL_NAME": name, "MAD_GPU_VENDOR": _vendor(gpu, context),
+        "MAD_SYSTEM_GPU_ARCHITECTURE": arch,
+        "MAD_SYSTEM_NGPUS": str(gpu.get("total_count", gpu.get("count")) or 0),
+        "MAD_RUNTIME_NGPUS": str(len(chosen)),
+        "MAD_GUEST_OS": str(context.get("guest_os") or "UBUNTU"),
+        "JENKINS_BUILD_NUMBER": os.environ.get("BUILD_NUMBER", "0"),
+        "PYTHONUNBUFFERED": "1",  # no tty: keep Python output live and whole at a kill
+    }
+    runner = _multi_node_runner(context.get("distributed") or {}, len(chosen))
+    if runner:
+        env["MAD_MULTI_NODE_RUNNER"] = runner
+    if plan.multiple_results:
+        env["MAD_OUTPUT_CSV"] = plan.multiple_results
+    binds: List[str] = []
+    if model.get("data"):
+        env["MAD_DATANAME"] = str(model["data"])
+        env["MAD_DATAHOME"] = str(data.get("home") or "/data")
+        if data.get("path"):
+            mode = "rw" if data.get("readwrite") else "ro"
+            binds.append(f"{data['path']}:{env['MAD_DATAHOME']}:{mode}")
+        env.update({str(k): str(v) for k, v in (data.get("env") or {}).items()})
+    env.update(visibility_env(gpu, chosen))
+    env.update(cred_env)
+    env.update({str(k): str(v) for k, v in (context.get("docker_env_vars") or {}).items()})
+    env.update(opts.environment)
+    binds += [f"{host}:{cont}" for cont, host in (context.get("docker_mounts") or {}).items()]
+    labels = {LABEL_RUN: "1", LABEL_MODEL: name}
+    labels.update(opts.labels)
+    gpu_opts = docker_device_options(gpu, chosen)
+    return ContainerSpec(
+        image=plan.image, name=plan.container_name, command=argv, working_dir=plan.run_dir,
+        environment=env, labels=labels, entrypoint=opts.entrypoint, user=opts.user,
+        hostname=opts.hostname, binds=binds + opts.binds,
+        devices=list(gpu_opts.get("devices") or []) + opts.devices,
+        device_requests=list(gpu_opts.get("device_requests") or []),
+        group_add=list(gpu_opts.get("group_add") or []) + opts.group_add,
+        cap_add=["SYS_PTRACE"] + opts.cap_add,
+        security_opt=["seccomp=unconfined"] + opts.security_opt,
+        ulimits=opts.ulimits, tmpfs=opts.tmpfs, extra_hosts=opts.extra_hosts,
+        shm_size=opts.shm_size, mem_limit=opts.mem_limit,
+        # upstream runs with the host's IPC namespace and network; a model's own
+        # --shm-size only means something with a private IPC namespace
+        ipc_mode=opts.ipc_mode or (None if opts.shm_size else "host"),
+        network_mode=opts.network_mode or "host", privileged=opts.privileged,
+        cpuset_cpus=opts.cpuset_cpus or (str(context["docker_cpus"]).replace(" ", "")
+                                         if context.get("docker_cpus") else None))
+
+
+# --------------------------------------------------------------------------- engine
+
+@dataclass
+class Outcome:
+    """What happened when the container ran (or why it could not)."""
+
+    ran: bool = False
+    exit_code: Optional[int] = None
+    timed_out: bool = False
+    test_duration: float = 0.0
+    image_digest: str = ""
+    failure: Optional[str] = None
+    csv_text: Optional[str] = None
+    csv_problem: Optional[str] = None
+    scanner: Optional[LogScanner] = None
+    kept: bool = False
+
+
+def _tar_scripts(script_dir: str, run_dir_arc: str, parents: List[str]) -> IO[bytes]:
+    """The script folder as a tar (built in memory, spilling to disk when large).
+
+    Links are followed and everything made read-write for all, as ``cp -L`` + ``chmod
+    a+rw`` do upstream; ``parents`` are missing directories to create on the way.
+    """
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # type: ignore
+    now = time.time()
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode |= 0o777 if info.isdir() else 0o666
+        return info
+
+    with tarfile.open(fileobj=spool, mode="w", dereference=True) as tar:
+        for parent in parents + [run_dir_arc]:
+            info = tarfile.TarInfo(parent)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o777, now
+            tar.addfile(owned(info))
+        for entry in sorted(os.listdir(script_dir)):
+            tar.add(os.path.join(script_dir, entry), arcname=f"{run_dir_arc}/{entry}",
+                    filter=owned)
+    spool.seek(0)
+    return spool
+
+
+def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
+    """One ``put_archive`` into the deepest existing directory above the run directory."""
+    assert plan.script_dir is not None
+    run_dir = plan.run_dir
+    candidates = ["/"] if plan.workspace_is_default else []
+    if not candidates:
+        path = posixpath.dirname(run_dir)
+        while path != "/":
+            candidates.append(path)
+            path = posixpath.dirname(path)
+        candidates.append("/")
+    for target in candidates:
+        rel = posixpath.relpath(run_dir, target)
+        parts = rel.split("/")
+        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        archive = _tar_scripts(plan.script_dir, rel, parents)
+        try:
+            api.put_archive(cid, target, archive)
+            return
+        except NotFound:
+            continue
+        finally:
+            archive.close()
+
+
+def _raw_socket(sock: Any) -> Any:
+    """Streams must survive long silences: no read timeout on the attach socket."""
+    for s in (sock, getattr(sock, "_sock", None)):
+        if s is not None and hasattr(s, "settimeout"):
+            s.settimeout(None)
+    return sock
+
+
+def _stream(sock: Any, log: IO[bytes], echo: Optional[IO[bytes]], scanner: LogScanner) -> None:
+    """Copy the output to the log (flushed a few times a second, for followers), the
+    scanner and ``echo``; nothing is kept in memory."""
+    last_flush = time.monotonic()
+    try:
+        for _, data in frames_iter(sock, tty=False):
+            log.write(data)
+            scanner.feed(data)
+            now = time.monotonic()
+            if now - last_flush > 0.2:
+                log.flush()
+                last_flush = now
+            if echo is not None:
+                try:
+                    echo.write(data)
+                    echo.flush()
+                except OSError:
+                    echo = None
+    finally:
+        log.flush()
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _read_csv(api: Any, cid: str, plan: RunPlan) -> Tuple[Optional[str], Optional[str]]:
+    """(text, problem) of the multiple_results file, looked up in the run directory and,
+    as upstream wrote it there, the workspace."""
+    name = str(plan.multiple_results)
+    paths = [name] if name.startswith("/") else [posixpath.join(plan.run_dir, name),
+                                                 posixpath.join(posixpath.dirname(plan.run_dir), name)]
+    for path in paths:
+        try:
+            stream, stat = api.get_archive(cid, path)
+        except NotFound:
+            continue
+        if stat.get("size", 0) > MAX_CSV_BYTES:
+            return None, f"multiple_results file {name} is larger than {MAX_CSV_BYTES >> 20} MiB"
+        buf = io.BytesIO()
+        for chunk in stream:
+            buf.write(chunk)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            if member is None:
+                return None, f"multiple_results {name} is not a file"
+            handle = tar.extractfile(member)
+            return (handle.read().decode("utf-8", errors="replace") if handle else ""), None
+    return None, f"multiple_results file {name} was not written by the model"
+
+
+def _image_digest(client: Any, plan: RunPlan, auth: Optional[Dict[str, str]]) -> str:
+    """The image's digest (or id). When the image is not local and the build pushed it,
+    pull it by its recorded digest and run that. Raises ``RunError`` with the reason."""
+    try:
+        info = client.api.inspect_image(plan.image)
+    except ImageNotFound:
+        if not plan.pull_ref:
+            raise RunError(_NO_IMAGE.format(plan.image)) from None
+        _, digest = pull_image(client, plan.pull_ref, plan.pull_digest, auth)
+        plan.image = plan.pull_ref
+        if plan.spec is not None:
+            plan.spec.image = plan.pull_ref
+        return str(digest or "")
+    digests = info.get("RepoDigests") or []
+    return digests[0].split("@", 1)[-1] if digests else str(info.get("Id", ""))
+
+
+def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
+            registry_auth: Optional[Dict[str, str]] = None) -> Outcome:
+    """Run the planned container; the container is removed unless kept alive."""
+    assert plan.spec is not None
+    api = client.api
+    out = Outcome(scanner=LogScanner(errors=plan.errors))
+    Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(plan.log_file, "wb") as log:
+        try:
+            out.image_digest = _image_digest(client, plan, registry_auth)
+        except RunError as exc:
+            out.failure = exc.message
+            log.write(f"madengine: {out.failure}\n".encode())
+            return out
+        cid = None
+        started = False
+        try:
+            spec = plan.spec
+            kwargs = spec.create_kwargs(api)
+            if plan.keep_alive:  # the model runs as an exec, so the container outlives it
+                kwargs["entrypoint"], kwargs["command"] = ["sleep", "infinity"], None
+            cid = api.create_container(**kwargs)["Id"]
+            _copy_scripts(api, cid, plan)
+            log.write(f"madengine: {plan.model['name']} in container {spec.name} "
+                      f"(image {plan.image})\n".encode())
+            log.flush()
+            started = True
+            if plan.keep_alive:
+                _run_exec(api, cid, plan, log, echo, out)
+            else:
+                _run_main(api, cid, plan, log, echo, out)
+            out.ran = True
+            if plan.timeout and out.timed_out:
+                log.write(f"\nmadengine: killed at the timeout after {plan.timeout} s\n".encode())
+            if plan.multiple_results and out.exit_code == 0 and not out.timed_out:
+                out.csv_text, out.csv_problem = _read_csv(api, cid, plan)
+        except APIError as exc:
+            out.failure = f"the engine refused the run: {engine_error_text(exc)}"
+            log.write(f"madengine: {out.failure}\n".encode())
+        except OSError as exc:  # reading the scripts (a broken link, no permission)
+            out.failure = f"cannot copy the scripts of {plan.model['name']}: {exc}"
+            log.write(f"madengine: {out.failure}\n".encode())
+        finally:
+            assert out.scanner is not None
+            out.scanner.finish()
+            if cid is not None and not (plan.keep_alive and started):
+                try:
+                    api.remove_container(cid, force=True)
+                except (APIError, DockerException):
+                    pass
+            out.kept = bool(cid is not None and plan.keep_alive and started)
+    return out
+
+
+class _Deadline:
+    """Calls ``kill`` once the timeout passes; knows whether it did."""
+
+    def __init__(self, seconds: Optional[int], kill: Any) -> None:
+        self.fired = False
+        self._kill = kill
+        self._timer = threading.Timer(seconds, self._fire) if seconds else None
+        if self._timer is not None:
+            self._timer.daemon = True
+
+    def _fire(self) -> None:
+        try:
+            self._kill()
+            self.fired = True
+        except Exception:  # noqa: BLE001 - it exited just now: not a timeout
+            pass
+
+    def __enter__(self) -> "_Deadline":
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
+              out: Outcome) -> None:
+    sock = _raw_socket(api.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1}))
+    start = time.monotonic()
+    api.start(cid)
+    with _Deadline(plan.timeout, lambda: api.kill(cid)) as deadline:
+        assert out.scanner is not None
+        _stream(sock, log, echo, out.scanner)
+        out.exit_code = int(api.wait(cid, timeout=60).get("StatusCode", -1))
+        out.test_duration = time.monotonic() - start
+    out.timed_out = deadline.fired
+
+
+def _run_exec(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
+              out: Outcome) -> None:
+    spec = plan.spec
+    assert spec is not None and out.scanner is not None
+    api.start(cid)
+    exec_id = api.exec_create(cid, (spec.entrypoint or []) + spec.command,
+                              workdir=plan.run_dir, user=spec.user or "")["Id"]
+    start = time.monotonic()
+    sock = _raw_socket(api.exec_start(exec_id, socket=True))
+
+    def kill_model() -> None:
+        # every process but the container's init, so the container stays for a look inside
+        killer = api.exec_create(cid, ["sh", "-c", "kill -9 -1"])["Id"]
+        api.exec_start(killer)
+
+    with _Deadline(plan.timeout, kill_model) as deadline:
+        _stream(sock, log, echo, out.scanner)
+        out.test_duration = time.monotonic() - start
+    out.timed_out = deadline.fired
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    out.exit_code = int(code) if code is not None else None
+
+
+# --------------------------------------------------------------------------- record
+
+def build_records(plan: RunPlan, out: Optional[Outcome]) -> Tuple[List[Dict[str, Any]], str, str]:
+    """(records, status, reason) from a plan and what happened."""
+    base = dict(plan.base_row, reason="", image_digest=out.image_digest if out else "")
+    if plan.skip_reason:
+        return [perf_row(base, status=SKIPPED, reason=plan.skip_reason)], SKIPPED, plan.skip_reason
+    if plan.fail_reason or out is None or out.failure:
+        reason = plan.fail_reason or (out.failure if out else "") or "not run"
+        return [perf_row(base, status=FAILURE, reason=reason)], FAILURE, reason
+    scanner = out.scanner or LogScanner()
+    base["test_duration"] = round(out.test_duration, 3)
+    has_perf = scanner.performance is not None and to_number(scanner.performance) is not None
+    status, reason = run_status(out.exit_code, out.timed_out, plan.timeout,
+                                has_perf or bool(plan.multiple_results),
+                                scanner.error_pattern, scanner.error_line)
+    if status != SUCCESS or not plan.multiple_results:
+        values = {"performance": scanner.performance or "", "metric": scanner.metric or ""}
+        return [perf_row(base, status=status, reason=reason, **values)], status, reason
+    if out.csv_text is None:
+        reason = out.csv_problem or "multiple_results missing"
+        return [perf_row(base, status=FAILURE, reason=reason)], FAILURE, reason
+    try:
+        rows = parse_multiple_results(out.csv_text, str(plan.multiple_results))
+    except InvalidInputError as exc:
+        return [perf_row(base, status=FAILURE, reason=exc.message)], FAILURE, exc.message
+    records = []
+    for row in rows:
+        records.append(perf_row(
+            {**base, **row.extras}, model=f"{plan.model['name']}_{row.suffix}",
+            performance=row.performance_text, metric=row.metric,
+            status=FAILURE if row.problem else SUCCESS, reason=row.problem or ""))
+    status, reason = summarize_rows(records)
+    return records, status, reason
+
+
+def enter_command(name: str) -> str:
+    return (f"container {name} was kept: enter it with `docker exec -it {name} bash`; "
+            f"remove it with `docker rm -f {name}`")
+
+
+def registry_login(build: Dict[str, Any], credentials: Dict[str, Dict[str, str]],
+                   username: Optional[str] = None,
+                   password: Optional[str] = None) -> Optional[Dict[str, str]]:
+    """The SDK auth config for pulling the build's registry image (None: anonymous)."""
+    registry = str(build.get("registry") or "")
+    if not build.get("registry_image") or not registry:
+        return None
+    credential = ({"username": username, "password": password or ""} if username
+                  else credential_for_registry(credentials, registry))
+    return auth_config(credential, registry)
+
+
+def run_model(mad_dir: str, model: Dict[str, Any], image: str,
+              build: Optional[Dict[str, Any]] = None, context: Optional[Dict[str, Any]] = None,
+              gpu: Optional[Dict[str, Any]] = None, output_dir: str = ".",
+              timeout: Optional[int] = None, keep_alive: bool = False,
+              echo: Optional[IO[bytes]] = None, docker_host: Optional[str] = None,
+              data: Optional[Dict[str, Any]] = None, credential_file: Optional[str] = None,
+              registry_username: Optional[str] = None, registry_password: Optional[str] = None,
+              check_mode: bool = False, client: Any = None) -> Dict[str, Any]:
+    """Plan and run one model; the run record of docs/contracts.md plus details.
+
+    A model that cannot run (skipped, script or image missing, refused by the engine,
+    failed) still returns normally, with its row; bad input raises InvalidInputError and
+    an engine that does not answer raises EngineError.
+    """
+    build = build or {}
+    if credential_file is None:
+        credential_file = str(Path(mad_dir) / "credential.json")
+    credentials = load_credentials(credential_file) if model.get("cred") or \
+        build.get("registry_image") else {}
+    plan = plan_run(mad_dir, model, image, build, context, gpu, output_dir, timeout, keep_alive,
+                    data, credentials)
+    hidden = plan.secrets + ([registry_password] if registry_password else [])
+    result: Dict[str, Any] = {
+        "changed": False, "container_name": plan.container_name,
+        "log_file": str(Path(plan.log_file).resolve()), "timeout": plan.timeout,
+        "docker_run": [scrub(a, hidden) for a in plan.spec.docker_argv()] if plan.spec else [],
+        "container_exit_code": None, "test_duration": 0.0, "image_digest": "",
+    }
+    would_run = not plan.skip_reason and not plan.fail_reason
+    if check_mode:
+        result.update(changed=would_run, records=[], status=SKIPPED if not would_run else "",
+                      reason=plan.skip_reason or plan.fail_reason or "check mode: not run")
+        return result
+    out = None
+    if would_run:
+        engine = client or get_client(docker_host)
+        auth = registry_login(build, credentials, registry_username, registry_password)
+        out = _guarded(lambda: execute(plan, engine, echo, auth))
+        result.update(changed=out.ran or out.kept, container_exit_code=out.exit_code,
+                      test_duration=round(out.test_duration, 3), image_digest=out.image_digest)
+        if out.kept:
+            result["keep_alive_hint"] = enter_command(plan.container_name)
+    else:
+        Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(plan.log_file).write_text(
+            f"madengine: {plan.model['name']} not run: {plan.skip_reason or plan.fail_reason}\n")
+    records, status, reason = build_records(plan, out)
+    result.update(records=records, status=status, reason=scrub(reason, hidden))
+    if status == SUCCESS and len(records) == 1:
+        result.update(performance=records[0]["performance"], metric=records[0]["metric"])
+    return result
+
+
+def _guarded(action: Any) -> Any:
+    """Run ``action`` with SIGTERM turned into an exception, so cleanup still happens."""
+    if threading.current_thread() is not threading.main_thread():
+        return action()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return action()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

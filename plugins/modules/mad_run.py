@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, madengine maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mad_run
+short_description: Run one MAD model in its own container and return its run record
+version_added: "0.1.0"
+description:
+  - Runs the model's script in a new container of O(image), named
+    C(madengine-<model>-<random>) and labelled C(madengine.run=1) and C(madengine.model=<name>).
+    The model's scripts folder is copied into C(/myworkspace/run_directory) and the script
+    runs there (C(*.sh) with bash, C(*.py) with python3, a folder with its C(run.sh)), its
+    args split like a shell would and passed as an argv list, never through a shell.
+  - The container gets the GPUs the model asks for (AMD C(/dev/kfd), one render node per GPU
+    and group C(video); NVIDIA a device request), the C(MAD_*) variables of MAD-FORMAT
+    section 4, the context's C(docker_env_vars) and C(docker_mounts), and the model's
+    C(additional_docker_run_options) (validated; an unknown option fails the task).
+  - Output streams to C(<model>_<dockerfile>.run.live.log) in O(output_dir). At the timeout
+    the container is killed and the model is a FAILURE with reason C(timeout after N s).
+  - The status is SUCCESS when the script exits 0, a performance was found (the
+    C(performance:) line, or every row of the C(multiple_results) CSV) and no error signature
+    is in the log (C(log_error_patterns), C(log_error_benign_patterns), C(log_error_pattern_scan)
+    of the context). A model needing GPUs this node lacks, or listed in C(skip_gpu_arch), is
+    SKIPPED. A model that fails or cannot run (missing script, missing image) still returns
+    normally with a row saying why; the task fails only on bad input or a missing engine.
+  - The container is removed at the end, unless O(keep_alive); it never touches containers
+    it did not create.
+options:
+  mad_dir:
+    description: Directory holding the model's scripts (the MAD package, or a per-run work dir on a remote node).
+    type: path
+    required: true
+  model:
+    description: The selected model, as C(madengine.core.mad_discover) returns it.
+    type: dict
+    required: true
+  image:
+    description: The image to run.
+    type: str
+    required: true
+  build:
+    description:
+      - The build record of the image (manifest C(built_images) entry). Its C(docker_sha),
+        C(base_docker), C(build_duration) and C(dockerfile) go into the row.
+      - When O(image) is not local and the record has C(registry_image), that image is pulled
+        (by C(registry_digest) when recorded) and run.
+    type: dict
+    default: {}
+  context:
+    description: The additional context (MAD-FORMAT section 2).
+    type: dict
+    default: {}
+  gpu:
+    description: The C(madengine_gpu) fact of C(madengine.core.gpu_facts). Without it the node has no GPUs.
+    type: dict
+    default: {}
+  output_dir:
+    description: Where the run log goes.
+    type: path
+    default: .
+  timeout:
+    description: Seconds before the container is killed; overrides the context's and the model's C(timeout) (default 7200). C(0) means no limit; a negative value means not given.
+    type: int
+  live_output:
+    description: Also copy the output to the terminal (C(/dev/tty)) as it comes. Under ansible-runner or AWX the terminal is the runner's, so follow the log file instead (the C(madengine) driver does).
+    type: bool
+    default: false
+  keep_alive:
+    description: Leave the container after the run; the result says how to enter it. The script then runs as an exec in a container that stays up.
+    type: bool
+    default: false
+  data:
+    description: The model's data source, when it has C(data) - C(home) (C(MAD_DATAHOME), default C(/data)), C(path) (host directory mounted there), C(readwrite), C(env).
+    type: dict
+  credential_file:
+    description: The credential file (model C(cred) variables, registry login for a pull). Defaults to C(<mad_dir>/credential.json); a missing file means none.
+    type: path
+  registry_username:
+    description: Login for pulling O(build)'s C(registry_image); overrides the credential file.
+    type: str
+  registry_password:
+    description: Password for O(registry_username).
+    type: str
+  docker_host:
+    description: The engine to talk to. Defaults to C(DOCKER_HOST) or the local socket.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Plans the run and returns C(docker_run) (what would run) without touching the engine.
+  diff_mode:
+    support: none
+    description: Not supported.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the GPU node, which needs a Docker engine and the Python C(docker) package.
+requirements:
+  - docker (Python SDK) >= 5
+author:
+  - madengine maintainers
+"""
+
+EXAMPLES = r"""
+- name: Run a model from the manifest
+  madengine.core.mad_run:
+    mad_dir: /srv/MAD
+    model: "{{ run.model }}"
+    image: "{{ run.image }}"
+    build: "{{ run.build }}"
+    context: "{{ plan.context }}"
+    gpu: "{{ madengine_gpu }}"
+    output_dir: /srv/results
+    timeout: 3600
+  register: ran
+
+- name: Show what would run
+  madengine.core.mad_run:
+    mad_dir: /srv/MAD
+    model: {name: dummy, scripts: scripts/dummy/run.sh, n_gpus: "0", args: "--batch 8"}
+    image: ci-dummy_dummy.ubuntu.amd
+  check_mode: true
+"""
+
+RETURN = r"""
+records:
+  description:
+    - Perf rows (docs/contracts.md "Run record") - every perf.csv column, then C(reason),
+      C(image_digest) and any extra C(multiple_results) columns. One row, or one per
+      C(multiple_results) row (named C(<model>_<row model>)). Empty in check mode.
+  returned: always
+  type: list
+  elements: dict
+status:
+  description: C(SUCCESS), C(FAILURE) or C(SKIPPED) (empty in check mode when the model would run).
+  returned: always
+  type: str
+reason:
+  description: Why it failed or was skipped (empty on success).
+  returned: always
+  type: str
+  sample: timeout after 600 s
+log_file:
+  description: The run log.
+  returned: always
+  type: str
+test_duration:
+  description: Seconds from the container's start to the script's end.
+  returned: always
+  type: float
+container_name:
+  description: The container's name.
+  returned: always
+  type: str
+  sample: madengine-dummy-3fa9c1
+docker_run:
+  description: The equivalent C(docker run) command as a list (the scripts are copied into the container, not mounted).
+  returned: always
+  type: list
+  elements: str
+container_exit_code:
+  description: The script's exit status (137 when killed), or null when it did not run.
+  returned: always
+  type: int
+image_digest:
+  description: The digest (or id) of the image that ran.
+  returned: always
+  type: str
+timeout:
+  description: The timeout applied, in seconds (null = none).
+  returned: always
+  type: int
+performance:
+  description: The performance value, as printed.
+  returned: on success with a single result
+  type: str
+metric:
+  description: The performance metric.
+  returned: on success with a single result
+  type: str
+keep_alive_hint:
+  description: How to enter and remove the kept container.
+  returned: when O(keep_alive) kept a container
+  type: str
+exit_code:
+  description: The madengine exit code of a task failure - 4 invalid input, 1 engine.
+  returned: failure
+  type: int
+error_kind:
+  description: The class of a task failure (invalid_input, engine).
+  returned: failure
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.madengine.core.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER
+from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
+from ansible_collections.madengine.core.plugins.module_utils._run import run_model
+
+
+def _terminal(live_output):
+    """The terminal to echo to, unless ansible-runner owns it (then the log is followed)."""
+    if not live_output or os.environ.get("AWX_ISOLATED_DATA_DIR"):
+        return None
+    try:
+        return open("/dev/tty", "wb", buffering=0)
+    except OSError:
+        return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            mad_dir=dict(type="path", required=True),
+            model=dict(type="dict", required=True),
+            image=dict(type="str", required=True),
+            build=dict(type="dict", default={}),
+            context=dict(type="dict", default={}),
+            gpu=dict(type="dict", default={}),
+            output_dir=dict(type="path", default="."),
+            timeout=dict(type="int"),
+            live_output=dict(type="bool", default=False),
+            keep_alive=dict(type="bool", default=False),
+            data=dict(type="dict"),
+            credential_file=dict(type="path"),
+            registry_username=dict(type="str"),
+            registry_password=dict(type="str", no_log=True),
+            docker_host=dict(type="str"),
+        ),
+        required_by={"registry_password": "registry_username"},
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR),
+                         exit_code=1, error_kind="engine")
+    p = module.params
+    echo = None if module.check_mode else _terminal(p["live_output"])
+    try:
+        result = run_model(
+            p["mad_dir"], p["model"], p["image"], build=p["build"], context=p["context"],
+            gpu=p["gpu"], output_dir=p["output_dir"], timeout=p["timeout"],
+            keep_alive=p["keep_alive"], echo=echo, docker_host=p["docker_host"], data=p["data"],
+            credential_file=p["credential_file"], registry_username=p["registry_username"],
+            registry_password=p["registry_password"], check_mode=module.check_mode)
+    except MadError as err:
+        module.fail_json(**err.to_result())
+    finally:
+        if echo is not None:
+            echo.close()
+    name = p["model"].get("name")
+    result["msg"] = f"{name}: {result['status'] or 'would run'}" + (
+        f" ({result['reason']})" if result["reason"] else "")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
