@@ -107,7 +107,7 @@ def tool_problem(tool: str, res: ToolResult) -> str:
 
 def _unreadable(tool: str, res: ToolResult, exc: Exception) -> str:
     snippet = " ".join(res.stdout.split())[:160]
-    return f"{tool} answered with output madengine cannot read ({exc}): {snippet}"
+    return f"{tool} answered with output madengine cannot read ({exc})" + (f": {snippet}" if snippet else "")
 
 
 def _first_line(res: ToolResult) -> str:
@@ -693,7 +693,7 @@ def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequ
     problems = list(found.problems)
     overrides: List[str] = []
     vendor = found.vendor
-    if forced_vendor and forced_vendor != vendor:
+    if forced_vendor and (forced_vendor != vendor or not found.gpus):
         vendor = forced_vendor
         overrides.append("gpu_vendor")
     gpus = [dict(g) for g in found.gpus]
