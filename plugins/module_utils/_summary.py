@@ -159,8 +159,8 @@ class _Gatherer:
             self.walk(item["results"], f"{where}.results", host)
         elif isinstance(item.get("model"), str):
             self._add(item, where, node=host, log_file=item.get("log_file"))
-        elif _loop_item(item) is not None and (item.get("failed") or item.get("skipped")):
-            self._run_result(item, where, host)
+        elif item.get("failed") or item.get("skipped") or item.get("unreachable"):
+            self._run_result(item, where, host)  # a task result that never produced records
         elif _is_host_map(item):
             for name, value in item.items():
                 if str(name) not in self.hosts:
@@ -178,7 +178,8 @@ class _Gatherer:
         node = host or str(item.get("host") or item.get("node") or "")
         rows = item.get("records") if isinstance(item.get("records"), list) else []
         status = str(item.get("status") or "").upper()
-        reason = item.get("reason") or (item.get("msg") if item.get("failed") else None)
+        failed = bool(item.get("failed") or item.get("unreachable"))
+        reason = item.get("reason") or (item.get("msg") if failed else None)
         for index, record in enumerate(rows):
             if not isinstance(record, Mapping):
                 raise InvalidInputError(f"{where}.records[{index}] is not a perf row (a dict)",
@@ -190,7 +191,7 @@ class _Gatherer:
                 raw["reason"] = reason
             if raw.get("test_duration") in (None, "") and item.get("test_duration") is not None:
                 raw["test_duration"] = item["test_duration"]
-            if not raw.get("status") and item.get("failed"):
+            if not raw.get("status") and failed:
                 raw["status"] = "FAILURE"
             self._add(raw, f"{where}.records[{index}]", node=node,
                       log_file=raw.get("log_file") or item.get("log_file"),
@@ -198,7 +199,7 @@ class _Gatherer:
         if rows:
             return
         if not model:
-            if item.get("failed") or status == "FAILURE":
+            if failed or status == "FAILURE":
                 self.out.warnings.append(
                     f"{where}: a failed run without a model name was left out ({reason or 'no reason'})")
             return
@@ -207,7 +208,7 @@ class _Gatherer:
             reason = reason or f"the task was skipped ({item.get('false_condition') or 'a condition was false'})"
         if not status:
             # No rows and no status but a reason: a run that was only planned (check mode).
-            status = "SKIPPED" if reason and not item.get("failed") else "FAILURE"
+            status = "SKIPPED" if reason and not failed else "FAILURE"
         if status != "SUCCESS" and not reason:
             reason = "the run returned no result row"
         raw = {"model": model, "status": "FAILURE" if status == "SUCCESS" else status, "reason": reason,
@@ -395,8 +396,9 @@ class Paths:
         def at(value: str | None, default: str) -> str:
             return os.path.join(base, os.path.expanduser(value or default))  # absolute wins in join
 
+        history = history_db if history_db and "://" in history_db else at(history_db, HISTORY_NAME)
         return cls(base, at(perf_csv, "perf.csv"), at(perf_entry, "perf_entry.json"),
-                   at(summary, "run_summary.json"), at(history_db, HISTORY_NAME),
+                   at(summary, "run_summary.json"), history,
                    at(html_report, "") if html_report else None)
 
 
@@ -459,7 +461,9 @@ def collect(records: Any, paths: Paths, *, build_records: Any = None,
     gathered = gather(records, build_records=build_records, plan=plan, node_failures=node_failures,
                       defaults=row_defaults(context))
     rows = [r.row for r in gathered.results]
-    outputs = [paths.perf_csv, paths.perf_entry, paths.summary, paths.history_db]
+    outputs = [paths.perf_csv, paths.perf_entry, paths.summary]
+    if "://" not in paths.history_db:
+        outputs.append(paths.history_db)
     ensure_writable_dirs(outputs + ([paths.html_report] if paths.html_report else []), check_mode=check_mode)
     for path in (paths.perf_entry, paths.summary):
         if os.path.isdir(path):

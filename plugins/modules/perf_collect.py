@@ -16,7 +16,7 @@ description:
   - perf.csv is only ever appended to; the header is written once. Concurrent appenders are
     serialised with a lock on the file, so rows never interleave.
   - Every planned run that came back from no node, and every failed build, still gets a
-    FAILURE row: a failure always writes a row.
+    FAILURE row; a failure always writes a row.
   - C(relative_change) of a successful result is its performance against the mean of the last
     5 successful results of the same model, metric and GPU architecture in the results
     history (an SQLite file, seeded from an existing perf.csv), as a signed percentage.
@@ -29,7 +29,7 @@ options:
     description:
       - The run records. A list (or host-keyed dict of lists) of C(mad_run) results
         C({records, status, reason, log_file, test_duration}), registered loop results
-        C({results: [...]}), or perf rows C({model, performance, metric, status, ...}).
+        C({results}), or perf rows C({model, performance, metric, status, ...}).
     type: raw
     default: []
     aliases: [results]
@@ -37,7 +37,7 @@ options:
     description:
       - Build records of C(madengine.core.mad_build) (its C(builds), its whole result, the
         build manifest, or C({model, error}) entries). Each failed build adds a FAILURE row
-        C(reason=build failed: <error>) for a model that has no row yet.
+        whose reason is C(build failed) and the error, for a model that has no row yet.
     type: raw
     default: []
     aliases: [failed_builds, builds]
@@ -154,7 +154,7 @@ summary:
       C({started, finished, duration, totals {models, success, failure, skipped},
       models [{model, node, machine_name, status, performance, metric, relative_change,
       gpu_architecture, docker_image, build_duration, test_duration, reason, log_file,
-      image_digest}], build_failures [{model, image, dockerfile, error, build_duration,
+      image_digest}] (one entry per perf row; totals count those rows), build_failures [{model, image, dockerfile, error, build_duration,
       log_file, host}], exit_code, files, warnings}).
   returned: mode=collect
   type: dict

@@ -100,6 +100,12 @@ def test_multiple_results_rows_count_as_their_planned_run():
     assert [r.row["model"] for r in gathered.results] == ["dummy_128", "dummy_256"]
 
 
+def test_a_failed_task_result_without_a_model_is_a_warning_not_an_error():
+    gathered = gather([RUN, {"failed": True, "msg": "engine gone"}, {"skipped": True}], defaults={})
+    assert models(gathered) == [("", "dummy", "SUCCESS")]
+    assert gathered.warnings == ["records[1]: a failed run without a model name was left out (engine gone)"]
+
+
 @pytest.mark.parametrize("build_records", [
     [{"model": "broken", "image": "ci-broken", "status": "FAILURE", "error": "no such file"}],
     {"builds": [{"model": "broken", "image": "ci-broken", "status": "FAILURE", "error": "no such file"},
@@ -271,3 +277,11 @@ def test_exit_code_is_2_when_only_builds_failed(tmp_path):
                      build_records=[{"model": "broken", "error": "boom"}])
     assert result["exit_code"] == 2
     assert result["summary"]["build_failures"][0]["error"] == "boom"
+
+
+def test_a_history_url_is_refused_before_anything_is_written(tmp_path):
+    paths = Paths.resolve(str(tmp_path), history_db="postgresql://mad@db/results")
+    assert paths.history_db == "postgresql://mad@db/results"
+    with pytest.raises(InvalidInputError, match="not supported yet"):
+        collect([ROW], paths)
+    assert not (tmp_path / "perf.csv").exists()
