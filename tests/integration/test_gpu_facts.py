@@ -19,6 +19,8 @@ TOOLS = REPO / "tests" / "fixtures" / "gpu_tools"
 PLAYBOOK = REPO / "playbooks" / "validate_gpu.yml"
 LOCAL = REPO / "inventories" / "local" / "hosts.yml"
 VENV_BIN = str(Path(sys.executable).parent)
+sys.path.insert(0, str(TOOLS))
+from gpu_trees import make_trees  # noqa: E402  (a fixture helper beside the recorded outputs)
 
 
 def playbook(*extra: str, inventory: Path = LOCAL, path: str | None = None) -> tuple[int, dict]:
@@ -50,10 +52,10 @@ def test_playbook_finds_the_gpus_of_the_tools_on_path():
 
 def test_playbook_runs_on_every_gpu_node_with_each_nodes_tools_and_the_context_file(tmp_path):
     def node(scenario: str) -> dict:
-        root = TOOLS / scenario
+        sysfs_root, dev_root = make_trees(TOOLS / scenario, tmp_path / scenario)
         return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                "madengine_gpu_tool_dirs": [str(root / "bin")], "madengine_gpu_sysfs_root": str(root / "sys"),
-                "madengine_gpu_dev_root": str(root / "dev")}
+                "madengine_gpu_tool_dirs": [str(TOOLS / scenario / "bin")],
+                "madengine_gpu_sysfs_root": sysfs_root, "madengine_gpu_dev_root": dev_root}
 
     inventory = tmp_path / "hosts.json"
     inventory.write_text(json.dumps({"all": {"children": {"gpu_nodes": {"hosts": {

@@ -5,7 +5,11 @@ madengine is not expected to pass, so a wrong call shows up as a problem in the 
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,13 +19,22 @@ from ansible_collections.madengine.core.plugins.module_utils import _gpu
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError
 
 TOOLS = Path(__file__).resolve().parents[1] / "fixtures" / "gpu_tools"
+sys.path.insert(0, str(TOOLS))
+from gpu_trees import make_trees  # noqa: E402  (a fixture helper beside the recorded outputs)
+
+_TREES: dict = {}
 
 
 def facts_of(scenario: str, context: dict | None = None, **kwargs) -> dict:
-    root = TOOLS / scenario
-    kwargs.setdefault("sysfs_root", str(root / "sys"))
-    kwargs.setdefault("dev_root", str(root / "dev"))
-    return _gpu.gather_gpu_facts(context, tool_dirs=[str(root / "bin")], node="node1", **kwargs)
+    """The facts with the scenario's tools, and its /sys and /dev trees made once per session."""
+    if scenario not in _TREES:
+        where = tempfile.mkdtemp(prefix=f"gpu-{scenario}-")
+        atexit.register(shutil.rmtree, where, True)
+        _TREES[scenario] = make_trees(TOOLS / scenario, Path(where))
+    sysfs_root, dev_root = _TREES[scenario]
+    kwargs.setdefault("sysfs_root", sysfs_root)
+    kwargs.setdefault("dev_root", dev_root)
+    return _gpu.gather_gpu_facts(context, tool_dirs=[str(TOOLS / scenario / "bin")], node="node1", **kwargs)
 
 
 def test_mi300x_node_reports_eight_gpus_with_their_render_nodes_from_sysfs():
