@@ -235,6 +235,7 @@ class _Job:
         self.build_args = build_args or {}
         self.secret_args = secret_args
         self.bases: list = []
+        self.registry_checked = False
 
 
 def _new_record(model: Mapping, dockerfile: str, output_dir: str, context: Mapping) -> dict:
@@ -449,7 +450,8 @@ def _registry_has(client, job: _Job, options: BuildOptions, hash_value: str, log
     record = job.record
     registry_image = registry_mod.registry_image_name(record["image"], options.registry,
                                                      options.registry_credential)
-    remote = registry_mod.remote_image(registry_image, options.auth, options.insecure_registry)
+    remote = _remote_or_none(registry_image, options, log)
+    job.registry_checked = True
     if not remote or remote["labels"].get(CONTENT_HASH_LABEL) != hash_value:
         return False
     record.update(registry=options.registry, registry_image=registry_image,
@@ -458,6 +460,15 @@ def _registry_has(client, job: _Job, options: BuildOptions, hash_value: str, log
     log.write(f"unchanged: {registry_image}@{remote['digest']} already carries this content hash; "
               "build and push skipped\n")
     return True
+
+
+def _remote_or_none(registry_image: str, options: BuildOptions, log) -> dict | None:
+    """What the registry holds under ``registry_image``; None when unknown (the push will say why)."""
+    try:
+        return registry_mod.remote_image(registry_image, options.auth, options.insecure_registry)
+    except MadError as exc:
+        log.write(f"cannot look up {registry_image} in the registry: {exc.message}\n")
+        return None
 
 
 def _pull_base(client, base: str, log) -> None:
@@ -535,7 +546,8 @@ def _push(client, job: _Job, options: BuildOptions, log) -> None:
         return
     record.update(registry=options.registry, registry_image=registry_image)
     try:
-        remote = registry_mod.remote_image(registry_image, options.auth, options.insecure_registry)
+        # Only a reused local image can already be there: a fresh build was looked up before.
+        remote = None if job.registry_checked else _remote_or_none(registry_image, options, log)
         if remote and remote["labels"].get(CONTENT_HASH_LABEL) == record["content_hash"] \
                 and remote["config_digest"] == record["image_id"]:
             record.update(registry_digest=remote["digest"], pushed=False)
