@@ -743,7 +743,8 @@ def run_model(mad_dir: str, model: Dict[str, Any], image: str,
     }
     would_run = not plan.skip_reason and not plan.fail_reason
     if check_mode:
-        result.update(changed=would_run, records=[], status=SKIPPED if not would_run else "",
+        status = SKIPPED if plan.skip_reason else FAILURE if plan.fail_reason else ""
+        result.update(changed=would_run, records=[], status=status,
                       reason=plan.skip_reason or plan.fail_reason or "check mode: not run")
         return result
     out = None
