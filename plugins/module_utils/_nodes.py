@@ -167,11 +167,8 @@ def _scalar_text(value: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    for kind, word in _PY_WORDS.items():
-        if type(value) is kind:
-            return word
-    for kind, word in _PY_WORDS.items():
-        if isinstance(value, kind):  # tagged subclasses (ansible-core 2.19 data tagging)
+    for kind, word in _PY_WORDS.items():  # bool before int: a bool is an int too
+        if isinstance(value, kind):
             return word
     return type(value).__name__
 

@@ -21,7 +21,7 @@ def ansible_inventory(source: Path, enabled: str | None = ENABLED, unparsed_fail
     if enabled:
         env["ANSIBLE_INVENTORY_ENABLED"] = enabled
     return subprocess.run([shutil.which("ansible-inventory"), "-i", str(source), "--list"],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def listing(source: Path, **kwargs) -> dict:
