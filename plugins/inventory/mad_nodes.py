@@ -115,7 +115,7 @@ from ansible_collections.madengine.core.plugins.module_utils import _nodes
 _NAME = "madengine.core.mad_nodes"
 _PYTHON = "{{ ansible_playbook_python }}"  # the controller's, wherever the playbook runs (AWX too)
 _DIRECT_NAMES = ("mad_nodes.json", "mad_nodes.yml", "mad_nodes.yaml")
-_CONFIG_MARK = re.compile(r"""^\s*["']?plugin["']?\s*:\s*["']?madengine\.core\.mad_nodes["']?\s*,?\s*$""", re.M)
+_CONFIG_MARK = re.compile(r"""(^|[{,\s])["']?plugin["']?\s*:\s*["']?madengine\.core\.mad_nodes(["'\s,}#]|$)""", re.M)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):

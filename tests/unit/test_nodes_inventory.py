@@ -119,6 +119,19 @@ def test_a_missing_node_file_named_by_path_is_reported(tmp_path):
     assert f"the MAD node file {tmp_path / 'nowhere.json'} named by 'path' in {config} does not exist" in done.stderr
 
 
+@pytest.mark.parametrize("name, mark", [
+    ("site.yml", "plugin: madengine.core.mad_nodes   # MAD nodes\n"),
+    ("site.json", '{"plugin": "madengine.core.mad_nodes",\n'),
+])
+def test_a_config_file_of_any_name_is_recognised_by_its_plugin_key(tmp_path, name, mark):
+    config = tmp_path / name
+    inline = '"nodes": [{"hostname": "n1", "address": "192.0.2.1"}]}' if name.endswith(".json") else \
+        "nodes: [{hostname: n1, address: 192.0.2.1}]\n"
+    config.write_text(mark + inline)
+    inventory = listing(config)
+    assert hosts_in(inventory, "gpu_nodes") == {"n1"}
+
+
 def test_files_of_other_plugins_are_not_claimed(tmp_path):
     other = tmp_path / "hosts.yml"
     other.write_text("all:\n  hosts:\n    h1:\n")
