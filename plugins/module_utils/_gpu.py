@@ -334,7 +334,7 @@ _NVIDIA_BRANDS = {"NVIDIA", "TESLA", "GEFORCE", "QUADRO"}
 
 def nvidia_short_name(name: str) -> Optional[str]:
     """The product's short name used as its architecture: 'NVIDIA A100-SXM4-80GB' -> 'A100'."""
-    tokens = [t for t in (name or "").split()]
+    tokens = (name or "").split()
     while tokens and tokens[0].upper() in _NVIDIA_BRANDS:
         tokens.pop(0)
     if not tokens:
@@ -659,7 +659,7 @@ def _context_count(ctx: dict, problems: List[str]) -> Optional[Tuple[str, int]]:
                                     f"Set {key} to a whole number such as 8 (-1 = all)")
         if number >= 0:
             given.append((key, number))
-    if len({n for _, n in given}) > 1:
+    if len({number for _key, number in given}) > 1:
         problems.append("the context gives different GPU counts ("
                         + ", ".join(f"{k}={n}" for k, n in given) + f"); {given[0][0]} is used")
     return given[0] if given else None
@@ -700,7 +700,7 @@ def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequ
 
     count = _context_count(ctx, problems)
     if count is not None and count[1] != len(gpus):
-        key, number = count
+        key, number = count[0], count[1]
         if vendor == NONE:
             problems.append(f"the context sets {key}={number} but no GPU vendor is known; "
                             "set gpu_vendor as well")

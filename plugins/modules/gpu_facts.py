@@ -57,18 +57,23 @@ options:
   node_name:
     description: Name reported as RV(ansible_facts.madengine_gpu.node); default is the host name.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
-    description: The module only reads.
+    details: The module only reads; check mode does the same.
   diff_mode:
     support: none
   facts:
     support: full
   platform:
     platforms: posix
+seealso:
+  - module: madengine.core.mad_run
 author:
-  - madengine maintainers
+  - madengine maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -128,7 +133,7 @@ ansible_facts:
         tools_installed: {description: GPU tools found on the node., type: list, elements: str, returned: always}
         device_source: {description: "How devices were found: by-path, sysfs, derived or nvidia-smi.", type: str, returned: always}
         overrides: {description: Context keys that changed a detected value., type: list, elements: str, returned: always}
-        problems: {description: What went wrong while asking the tools, one line each., type: list, elements: str, returned: always}
+        problems: {description: "What went wrong while asking the tools, one line each.", type: list, elements: str, returned: always}
         can_run_gpu_models: {description: Whether the node has at least one usable GPU., type: bool, returned: always}
         reason: {description: One line explaining can_run_gpu_models., type: str, returned: always}
 """
