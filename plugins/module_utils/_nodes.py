@@ -12,6 +12,7 @@ groups, variables) that the ``madengine.core.mad_nodes`` inventory plugin adds a
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence
@@ -283,6 +284,21 @@ def validate(document: Any, source: str) -> Dict[str, Any]:
             f"invalid MAD inventory {source}: {listing}\n"
             "MAD-FORMAT section 7 lists the fields of nodes, pods and slurm_cluster")
     return document
+
+
+def is_mad_inventory(document: Any) -> bool:
+    """True for a MAD node file's content (top-level nodes/pods/slurm_cluster, no ``plugin``)."""
+    return isinstance(document, dict) and "plugin" not in document and any(k in document for k in SECTIONS)
+
+
+def plugin_config(node_file: str, build_hosts: Sequence[str] = (CONTROLLER,)) -> str:
+    """The text of a ``*.mad_nodes.yml`` config that reads ``node_file`` (made absolute).
+
+    Ansible's default plugins then read the file through this plugin and a bad file stops
+    the run, instead of the ``yaml`` plugin taking it as an inventory with no hosts.
+    """
+    return (f"plugin: madengine.core.mad_nodes\npath: {json.dumps(os.path.abspath(node_file))}\n"
+            f"build_hosts: {json.dumps(list(build_hosts))}\n")
 
 
 def _key_path(path: Optional[str], base_dir: str) -> Optional[str]:

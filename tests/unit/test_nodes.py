@@ -166,3 +166,23 @@ def test_a_long_list_of_problems_is_cut_short():
 ])
 def test_group_names_are_safe_for_ansible(parts, expected):
     assert _nodes.group_name(*parts) == expected
+
+
+@pytest.mark.parametrize("document, expected", [
+    ({"nodes": []}, True),
+    ({"slurm_cluster": {}}, True),
+    ({"plugin": "madengine.core.mad_nodes", "nodes": []}, False),
+    ({"all": {"hosts": {}}}, False),
+    ([{"hostname": "a"}], False),
+])
+def test_a_mad_node_file_is_told_from_other_inventories(document, expected):
+    assert _nodes.is_mad_inventory(document) is expected
+
+
+def test_the_plugin_config_for_a_node_file_names_it_absolutely(tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load(_nodes.plugin_config("my nodes.json", build_hosts=["gpu-01"]))
+    assert config == {"plugin": "madengine.core.mad_nodes", "path": str(tmp_path / "my nodes.json"),
+                      "build_hosts": ["gpu-01"]}
