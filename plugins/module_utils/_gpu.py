@@ -684,8 +684,12 @@ def _derived_device(vendor: str, index: int) -> Optional[str]:
 def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequence[str]] = None,
                      sysfs_root: str = "/sys", dev_root: str = "/dev",
                      timeout: float = DEFAULT_TIMEOUT, node: Optional[str] = None,
-                     run: Optional[Runner] = None) -> dict:
-    """The ``madengine_gpu`` fact: detection, then the context's overrides, then the verdict."""
+                     run: Optional[Runner] = None, expected: Optional[dict] = None) -> dict:
+    """The ``madengine_gpu`` fact: detection, then the context's overrides, then the verdict.
+
+    ``expected`` is what the inventory declares for the node ({"vendor", "count"}); where
+    the tools say otherwise, that is one more problem (the tools are believed).
+    """
     ctx = dict(context or {})
     forced_vendor = _context_vendor(ctx)
     found = detect_gpus(forced_vendor, tool_dirs=tool_dirs, sysfs_root=sysfs_root,
@@ -765,8 +769,20 @@ def gather_gpu_facts(context: Optional[dict] = None, *, tool_dirs: Optional[Sequ
         "overrides": overrides,
         "problems": problems,
     }
+    facts["problems"] += _against_inventory(facts, expected or {})
     facts["can_run_gpu_models"], facts["reason"] = verdict(facts)
     return facts
+
+
+def _against_inventory(facts: dict, expected: dict) -> List[str]:
+    problems = []
+    vendor = str(expected.get("vendor") or "").strip().upper()
+    if vendor and vendor != facts["vendor"]:
+        problems.append(f"the inventory declares {vendor} GPUs but this node has {facts['vendor']}")
+    count = expected.get("count")
+    if count not in (None, "") and str(count).strip().isdigit() and int(str(count)) != facts["total_count"]:
+        problems.append(f"the inventory declares {int(str(count))} GPUs but this node has {facts['total_count']}")
+    return problems
 
 
 def verdict(facts: dict) -> Tuple[bool, str]:

@@ -57,6 +57,16 @@ options:
   node_name:
     description: Name reported as RV(ansible_facts.madengine_gpu.node); default is the host name.
     type: str
+  expected_vendor:
+    description:
+      - The vendor the inventory declares for the node (C(gpu_vendor) of a MAD node file).
+      - A different detected vendor is reported in RV(ansible_facts.madengine_gpu.problems).
+    type: str
+  expected_count:
+    description:
+      - The number of GPUs the inventory declares for the node (C(gpu_count) of a MAD node file).
+      - A different detected number is reported in RV(ansible_facts.madengine_gpu.problems).
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -164,6 +174,8 @@ def main():
             sysfs_root=dict(type="path", default="/sys"),
             dev_root=dict(type="path", default="/dev"),
             node_name=dict(type="str"),
+            expected_vendor=dict(type="str"),
+            expected_count=dict(type="int"),
         ),
         supports_check_mode=True,
     )
@@ -176,7 +188,8 @@ def main():
         context.update(parse_context(p["context"]))
         facts = gather_gpu_facts(context, tool_dirs=_tool_dirs(p["tool_dirs"]),
                                  sysfs_root=p["sysfs_root"], dev_root=p["dev_root"],
-                                 timeout=p["timeout"], node=p["node_name"])
+                                 timeout=p["timeout"], node=p["node_name"],
+                                 expected={"vendor": p["expected_vendor"], "count": p["expected_count"]})
     except MadError as err:
         module.fail_json(**err.to_result())
     module.exit_json(changed=False, ansible_facts={"madengine_gpu": facts})

@@ -57,7 +57,8 @@ def test_playbook_runs_on_every_gpu_node_with_each_nodes_tools_and_the_context_f
 
     inventory = tmp_path / "hosts.json"
     inventory.write_text(json.dumps({"all": {"children": {"gpu_nodes": {"hosts": {
-        "mi300x-01": node("mi300x_8gpu"), "mi210-01": node("mi210"), "h100-01": node("nvidia_driver_down"),
+        "mi300x-01": node("mi300x_8gpu"), "h100-01": node("nvidia_driver_down"),
+        "mi210-01": {**node("mi210"), "madengine_gpu_vendor": "AMD", "madengine_gpu_count": 4},
         "cpu-01": node("no_tools")}}}}}))
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps({"docker_gpus": "0-3", "MAD_SYSTEM_GPU_ARCHITECTURE": "gfx942"}))
@@ -70,6 +71,7 @@ def test_playbook_runs_on_every_gpu_node_with_each_nodes_tools_and_the_context_f
     assert (mi300x["devices"], mi300x["architecture"]) == (["/dev/dri/renderD136"], "gfx942")
     assert (mi210["devices"], mi210["product"], mi210["device_source"]) == (
         ["/dev/dri/renderD129"], "AMD Instinct MI210", "by-path")
+    assert mi210["problems"] == ["the inventory declares 4 GPUs but this node has 2"]
     assert (cpu["vendor"], cpu["can_run_gpu_models"]) == ("NONE", False)
     # a driver that does not answer is a fact about the node, not a failed play
     assert (h100["vendor"], h100["count"], h100["can_run_gpu_models"]) == ("NVIDIA", 0, False)

@@ -219,6 +219,14 @@ def test_bad_gpu_context_values_are_invalid_input(context, message):
     assert err.value.exit_code == 4
 
 
+def test_what_the_inventory_declares_is_checked_against_the_tools():
+    assert facts_of("h100_4gpu", expected={"vendor": "NVIDIA", "count": 4})["problems"] == []
+    facts = facts_of("h100_4gpu", expected={"vendor": "AMD", "count": "8"})
+    assert facts["problems"] == ["the inventory declares AMD GPUs but this node has NVIDIA",
+                                 "the inventory declares 8 GPUs but this node has 4"]
+    assert facts["can_run_gpu_models"] is True
+
+
 def test_context_is_read_from_json_or_a_python_dict_literal():
     assert _gpu.parse_context('{"gpu_vendor": "AMD"}') == {"gpu_vendor": "AMD"}
     assert _gpu.parse_context("{'docker_gpus': '0-3'}") == {"docker_gpus": "0-3"}

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
                 console.out.print(verdict_line(facts), soft_wrap=True)
         console.check_playbook(result, verbose=verbose)
         if not all_facts:
-            console.fail("no node reported GPU facts: the inventory has no gpu_nodes", console.EXIT_FAILURE)
+            console.fail("no node reported GPU facts; rerun with --verbose", console.EXIT_FAILURE)
         unable = [f for f in all_facts if not f.get("can_run_gpu_models")]
         if require_gpu and unable:
             console.fail("; ".join(f"{f.get('node')}: {f.get('reason')}" for f in unable), console.EXIT_RUN)
