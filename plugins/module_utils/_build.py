@@ -110,10 +110,10 @@ def base_images(text: str, build_args: Mapping) -> list:
     global_args, stages, bases = {}, set(), []
     seen_from = False
     for line in _logical_lines(text):
-        keyword, _, rest = line.partition(" ")
+        keyword, _sep, rest = line.partition(" ")
         keyword = keyword.upper()
         if keyword == "ARG" and not seen_from:
-            name, _, default = rest.strip().partition("=")
+            name, _eq, default = rest.strip().partition("=")
             name = name.strip()
             global_args[name] = build_args.get(name, _substitute(default.strip().strip("\"'"), global_args))
         elif keyword == "FROM":
@@ -146,8 +146,8 @@ def _dockerignore_patterns(context_dir: str) -> list:
 def context_digest(context_dir: str, dockerfile_in_context: str | None) -> str:
     """A digest of every file the engine would receive (as the SDK tars it, .dockerignore honoured).
 
-    Paths, kinds, permission bits and contents count; times and owners do not. Memoised
-    for the run by file identity, so models sharing a context hash it once.
+    Paths, kinds, permission bits and contents count; times and owners do not. File digests
+    are memoised for one build_images run, so models sharing a context read it once.
     """
     patterns = _dockerignore_patterns(context_dir)
     # The SDK re-includes the Dockerfile it was given; an outside Dockerfile travels under another name.
@@ -226,14 +226,13 @@ def _gpu_vendor(dockerfile: str, context: Mapping) -> str:
 class _Job:
     """One image to build: its inputs and its record."""
 
-    def __init__(self, record: dict, model: dict, dockerfile_path: str = "", context_dir: str = "",
-                 build_args: dict | None = None, secret_args: frozenset = frozenset()):
+    def __init__(self, record: dict, model: dict):
         self.record = record
         self.model = model
-        self.dockerfile_path = dockerfile_path
-        self.context_dir = context_dir
-        self.build_args = build_args or {}
-        self.secret_args = secret_args
+        self.dockerfile_path = ""
+        self.context_dir = ""
+        self.build_args: dict = {}
+        self.secret_args: frozenset = frozenset()
         self.bases: list = []
         self.registry_checked = False
 
@@ -625,12 +624,15 @@ def build_images(mad_dir: str, models: list, context: Mapping | None = None, out
     EngineError when no engine answers. Bad input (credential.json) raises InvalidInputError.
     """
     context = dict(context or {})
+    with _context_lock:
+        _context_cache.clear()  # file digests are shared by the models of one run only
     mad_dir = os.path.abspath(mad_dir)
     output_dir = os.path.abspath(output_dir or mad_dir)
     credential_file = credential_file or os.path.join(mad_dir, "credential.json")
     creds = credentials_mod.load_credentials(credential_file, environ)
-    secrets = credentials_mod.secret_values(creds) + ([registry_password] if registry_password else [])
     jobs = plan_jobs(mad_dir, models, context, output_dir, creds, credential_file, gpu_architecture, environ)
+    secrets = credentials_mod.secret_values(creds) + ([registry_password] if registry_password else [])
+    secrets += sorted({job.build_args[key] for job in jobs for key in job.secret_args if job.build_args[key]})
     options = BuildOptions(registry=registry, clean_docker_cache=clean_docker_cache, pull=pull,
                            check_mode=check_mode, secrets=secrets)
     error = None

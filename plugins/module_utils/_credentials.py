@@ -41,12 +41,9 @@ def load_credentials(path: str | None, environ: Mapping[str, str] | None = None)
             raise InvalidInputError(
                 f"credential file must hold a JSON object, not a {type(creds).__name__}", where=path,
                 fix='Write {"<registry host or name>": {"username": "...", "password": "..."}}')
-        for name, entry in creds.items():
-            if not isinstance(entry, dict):
-                raise InvalidInputError(
-                    f"credential entry '{name}' must be an object of strings, not a {type(entry).__name__}",
-                    where=path, fix=f'Write "{name}": {{"username": "...", "password": "..."}}')
-        creds = {name: {key: str(value) for key, value in entry.items()} for name, entry in creds.items()}
+        # Non-object entries (e.g. upstream's NAS_NODES list for data providers) are kept as they are.
+        creds = {name: ({key: str(value) for key, value in entry.items()} if isinstance(entry, dict) else entry)
+                 for name, entry in creds.items()}
     user, password = environ.get(ENV_USER), environ.get(ENV_PASSWORD)
     if user and password:
         creds[DOCKERHUB] = {"username": user, "password": password}
@@ -98,16 +95,29 @@ def build_args_for_model(model: Mapping, creds: Mapping[str, dict], credential_f
             fix=f'Add "{name}": {{"username": "...", "password": "..."}} to credential.json '
                 "beside models.json",
         )
+    if not isinstance(creds[name], dict):
+        raise InvalidInputError(
+            f"credential '{name}' of model '{model.get('name')}' must be an object of strings, "
+            f"not a {type(creds[name]).__name__}", where=credential_file,
+            fix=f'Write "{name}": {{"username": "...", "password": "..."}}')
     return {f"{name}_{key.upper()}": str(value) for key, value in creds[name].items()}
 
 
-def secret_values(creds: Mapping[str, dict]) -> list:
-    """Every value that must never appear in a message, log or manifest (longest first)."""
+def secret_values(creds) -> list:
+    """Every secret-looking value (password, token, ...) anywhere in ``creds``, longest first."""
     values = set()
-    for entry in creds.values():
-        for key, value in entry.items():
-            if any(part in key.lower() for part in SECRET_KEYS) and value:
-                values.add(str(value))
+
+    def walk(node, key=""):
+        if isinstance(node, dict):
+            for child_key, child in node.items():
+                walk(child, str(child_key))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, key)
+        elif node not in (None, "") and any(part in key.lower() for part in SECRET_KEYS):
+            values.add(str(node))
+
+    walk(dict(creds))
     return sorted(values, key=len, reverse=True)
 
 

@@ -149,7 +149,7 @@ def _repo_digest(client, ref: str, repository: str) -> str | None:
     except docker.errors.APIError:
         return None
     for entry in digests:
-        name, _, digest = entry.partition("@")
+        name, _at, digest = entry.partition("@")
         if name == repository or name.endswith("/" + repository):
             return digest
     return None
@@ -236,7 +236,7 @@ def remote_image(registry_image: str, auth: dict | None = None, insecure: bool =
     Raises BuildError when the registry cannot be asked (down, refused).
     """
     repository, tag = split_image_ref(registry_image)
-    host, _, path = repository.partition("/")
+    host, _slash, path = repository.partition("/")
     if "." not in host and ":" not in host and host != "localhost" or not path:
         host, path = DOCKERHUB_API, repository  # a Docker Hub name: no registry part
     elif host in ("docker.io", "index.docker.io"):
@@ -258,7 +258,7 @@ def remote_image(registry_image: str, auth: dict | None = None, insecure: bool =
     config_digest = (manifest.get("config") or {}).get("digest")
     if not config_digest:
         return None
-    status, _, blob = session.get(f"/v2/{path}/blobs/{config_digest}", {})
+    status, _headers, blob = session.get(f"/v2/{path}/blobs/{config_digest}", {})
     if status != 200:
         return None
     config = json.loads(blob)
@@ -324,7 +324,7 @@ class _RegistrySession:
         if self.auth and self.auth.get("username"):
             pair = f"{self.auth['username']}:{self.auth.get('password', '')}".encode()
             basic = "Basic " + base64.b64encode(pair).decode()
-        scheme, _, params = challenge.partition(" ")
+        scheme, _space, params = challenge.partition(" ")
         if scheme.lower() != "bearer":
             return basic
         fields = dict(part.split("=", 1) for part in _split_challenge(params) if "=" in part)

@@ -91,7 +91,7 @@ attributes:
 requirements:
   - docker (Python SDK) >= 5
 author:
-  - madengine maintainers
+  - madengine maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -34,7 +34,6 @@ def test_a_user_without_a_password_in_the_environment_changes_nothing(tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ('{"a": {"username": "x",}', "line 1"),
     ("[1, 2]", "JSON object"),
-    ('{"a": "flat"}', "entry 'a'"),
 ])
 def test_bad_files_are_invalid_input_naming_the_file(tmp_path, content, expected):
     path = write(tmp_path, content)
@@ -61,6 +60,16 @@ def test_model_credentials_become_upper_case_build_args():
     assert creds.build_args_for_model({"name": "m", "cred": "AMD_GITHUB"}, table, "c.json") == {
         "AMD_GITHUB_USERNAME": "bot", "AMD_GITHUB_PASSWORD": "tok"}
     assert creds.build_args_for_model({"name": "m", "cred": ""}, table, "c.json") == {}
+
+
+def test_entries_that_are_not_logins_are_kept_but_cannot_be_a_model_cred(tmp_path):
+    nas = [{"NAME": "nas1", "HOST": "10.0.0.5", "USERNAME": "u", "PASSWORD": "nas-pass-1"}]
+    loaded = creds.load_credentials(write(tmp_path, {"NAS_NODES": nas}), environ={})
+    assert loaded["NAS_NODES"] == nas
+    assert "nas-pass-1" in creds.secret_values(loaded)
+    with pytest.raises(InvalidInputError) as caught:
+        creds.build_args_for_model({"name": "m", "cred": "NAS_NODES"}, loaded, "c.json")
+    assert "must be an object" in caught.value.message
 
 
 def test_secrets_are_scrubbed_from_text():
