@@ -19,6 +19,8 @@ from ansible_collections.madengine.core.plugins.module_utils._errors import Inva
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([bkmgt]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VOLUME_MODES = {"ro", "rw", "z", "Z", "shared", "slave", "private", "rshared", "rslave",
+                 "rprivate", "nocopy"}
 
 
 @dataclass
@@ -74,9 +76,7 @@ def _volume(value: str, opts: RunOptions, option: str, where: str) -> None:
         raise InvalidInputError(
             f"{option} {value!r} is not HOST_PATH:CONTAINER_PATH[:ro|rw]", where,
             "Give an absolute container path; anonymous volumes are not supported")
-    if len(parts) == 3 and not set(parts[2].split(",")) <= {"ro", "rw", "z", "Z", "shared",
-                                                              "slave", "private", "rshared",
-                                                              "rslave", "rprivate", "nocopy"}:
+    if len(parts) == 3 and not set(parts[2].split(",")) <= _VOLUME_MODES:
         raise InvalidInputError(f"{option} {value!r} has an unknown mode {parts[2]!r}", where)
     opts.binds.append(value)
 
@@ -91,7 +91,7 @@ def _device(value: str, opts: RunOptions, option: str, where: str) -> None:
 
 def _ulimit(value: str, opts: RunOptions, option: str, where: str) -> None:
     name, sep, limits = value.partition("=")
-    soft, _, hard = limits.partition(":")
+    soft, _sep, hard = limits.partition(":")
     try:
         soft_i = int(soft)
         hard_i = int(hard) if hard else soft_i
@@ -134,17 +134,23 @@ def _entrypoint(value: str, opts: RunOptions, option: str, where: str) -> None:
     opts.entrypoint = [value] if value else []
 
 
+def _privileged(value: str, opts: RunOptions, option: str, where: str) -> None:
+    if value.lower() not in ("true", "1", "false", "0"):
+        raise InvalidInputError(f"{option} takes no value, got {value!r}", where)
+    opts.privileged = value.lower() in ("true", "1")
+
+
 _Handler = Callable[[str, RunOptions, str, str], None]
 
 # option name -> (takes a value, handler); aliases share a handler.
-_OPTIONS: Dict[str, Tuple[bool, Optional[_Handler]]] = {
+_OPTIONS: Dict[str, Tuple[bool, _Handler]] = {
     "--shm-size": (True, _set_size("shm_size")),
     "--memory": (True, _set_size("mem_limit")),
     "-m": (True, _set_size("mem_limit")),
     "--ipc": (True, _set("ipc_mode")),
     "--network": (True, _set("network_mode")),
     "--net": (True, _set("network_mode")),
-    "--privileged": (False, None),
+    "--privileged": (False, _privileged),
     "--cap-add": (True, _append("cap_add")),
     "--security-opt": (True, _append("security_opt")),
     "--ulimit": (True, _ulimit),
@@ -194,12 +200,7 @@ def parse_run_options(text: str, where: str = "additional_docker_run_options") -
                 "Supported: " + ", ".join(sorted(k for k in _OPTIONS if k.startswith("--"))))
         takes_value, handler = _OPTIONS[name]
         if not takes_value:
-            if value is not None and value.lower() not in ("true", "1"):
-                if value.lower() in ("false", "0"):
-                    i += 1
-                    continue
-                raise InvalidInputError(f"{name} takes no value, got {value!r}", where)
-            opts.privileged = True
+            handler("true" if value is None else value, opts, name, where)
             i += 1
             continue
         if value is None:
@@ -207,7 +208,6 @@ def parse_run_options(text: str, where: str = "additional_docker_run_options") -
                 raise InvalidInputError(f"{name} needs a value", where)
             value = tokens[i + 1]
             i += 1
-        assert handler is not None
         handler(value, opts, name, where)
         i += 1
     return opts

@@ -186,7 +186,7 @@ def log_file_name(model_name: str, image: str, build: Dict[str, Any]) -> str:
         part = part[:-len(".Dockerfile")] if part.endswith(".Dockerfile") else part
     else:
         ref = image.split("@", 1)[0].rsplit("/", 1)[-1]
-        name, _, tag = ref.partition(":")
+        name, _sep, tag = ref.partition(":")
         part = tag if tag.startswith("ci-") else name
         part = part[3:] if part.startswith("ci-") else part
         prefix = model_part.lower() + "_"
@@ -415,7 +415,7 @@ class Outcome:
     failure: Optional[str] = None
     csv_text: Optional[str] = None
     csv_problem: Optional[str] = None
-    scanner: Optional[LogScanner] = None
+    scanner: LogScanner = field(default_factory=LogScanner)
     kept: bool = False
 
 
@@ -448,7 +448,6 @@ def _tar_scripts(script_dir: str, run_dir_arc: str, parents: List[str]) -> IO[by
 
 def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
     """One ``put_archive`` into the deepest existing directory above the run directory."""
-    assert plan.script_dir is not None
     run_dir = plan.run_dir
     candidates = ["/"] if plan.workspace_is_default else []
     if not candidates:
@@ -461,7 +460,7 @@ def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
         rel = posixpath.relpath(run_dir, target)
         parts = rel.split("/")
         parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        archive = _tar_scripts(plan.script_dir, rel, parents)
+        archive = _tar_scripts(str(plan.script_dir), rel, parents)
         try:
             api.put_archive(cid, target, archive)
             return
@@ -482,7 +481,7 @@ def _raw_socket(sock: Any) -> Any:
 def _stream(sock: Any, log: IO[bytes], echo: Optional[IO[bytes]], scanner: LogScanner) -> None:
     """Copy the output to the log, the scanner and ``echo``; nothing is kept in memory."""
     try:
-        for _, data in frames_iter(sock, tty=False):
+        for _stream_id, data in frames_iter(sock, tty=False):
             log.write(data)
             log.flush()  # a follower (--live-output) sees each line as it comes
             scanner.feed(data)
@@ -533,7 +532,7 @@ def _image_digest(client: Any, plan: RunPlan, auth: Optional[Dict[str, str]]) ->
     except ImageNotFound:
         if not plan.pull_ref:
             raise RunError(_NO_IMAGE.format(plan.image)) from None
-        _, digest = pull_image(client, plan.pull_ref, plan.pull_digest, auth)
+        digest = pull_image(client, plan.pull_ref, plan.pull_digest, auth)[1]
         plan.image = plan.pull_ref
         if plan.spec is not None:
             plan.spec.image = plan.pull_ref
@@ -545,7 +544,8 @@ def _image_digest(client: Any, plan: RunPlan, auth: Optional[Dict[str, str]]) ->
 def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
             registry_auth: Optional[Dict[str, str]] = None) -> Outcome:
     """Run the planned container; the container is removed unless kept alive."""
-    assert plan.spec is not None
+    if plan.spec is None:
+        raise RunError(f"model {plan.model.get('name')} has nothing to run")
     api = client.api
     out = Outcome(scanner=LogScanner(errors=plan.errors))
     Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -585,7 +585,6 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
             out.failure = f"cannot copy the scripts of {plan.model['name']}: {exc}"
             log.write(f"madengine: {out.failure}\n".encode())
         finally:
-            assert out.scanner is not None
             out.scanner.finish()
             if cid is not None and not (plan.keep_alive and started):
                 try:
@@ -630,7 +629,6 @@ def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[
     start = time.monotonic()
     api.start(cid)
     with _Deadline(plan.timeout, lambda: api.kill(cid)) as deadline:
-        assert out.scanner is not None
         _stream(sock, log, echo, out.scanner)
         out.exit_code = int(api.wait(cid, timeout=60).get("StatusCode", -1))
         out.test_duration = time.monotonic() - start
@@ -640,7 +638,8 @@ def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[
 def _run_exec(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
               out: Outcome) -> None:
     spec = plan.spec
-    assert spec is not None and out.scanner is not None
+    if spec is None:
+        raise RunError("nothing to run")
     api.start(cid)
     exec_id = api.exec_create(cid, (spec.entrypoint or []) + spec.command,
                               workdir=plan.run_dir, user=spec.user or "")["Id"]
@@ -670,7 +669,7 @@ def build_records(plan: RunPlan, out: Optional[Outcome]) -> Tuple[List[Dict[str,
     if plan.fail_reason or out is None or out.failure:
         reason = plan.fail_reason or (out.failure if out else "") or "not run"
         return [perf_row(base, status=FAILURE, reason=reason)], FAILURE, reason
-    scanner = out.scanner or LogScanner()
+    scanner = out.scanner
     base["test_duration"] = round(out.test_duration, 3)
     has_perf = scanner.performance is not None and to_number(scanner.performance) is not None
     status, reason = run_status(out.exit_code, out.timed_out, plan.timeout,

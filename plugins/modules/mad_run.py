@@ -62,10 +62,14 @@ options:
     type: path
     default: .
   timeout:
-    description: Seconds before the container is killed; overrides the context's and the model's C(timeout) (default 7200). C(0) means no limit; a negative value means not given.
+    description:
+      - Seconds before the container is killed; overrides the context's and the model's C(timeout) (default 7200).
+      - C(0) means no limit; a negative value means not given.
     type: int
   live_output:
-    description: Also copy the output to the terminal (C(/dev/tty)) as it comes. Under ansible-runner or AWX the terminal is the runner's, so follow the log file instead (the C(madengine) driver does).
+    description:
+      - Also copy the output to the terminal (C(/dev/tty)) as it comes.
+      - Under ansible-runner or AWX the terminal is the runner's, so follow the log file instead (the C(madengine) driver does).
     type: bool
     default: false
   keep_alive:
@@ -73,7 +77,9 @@ options:
     type: bool
     default: false
   data:
-    description: The model's data source, when it has C(data) - C(home) (C(MAD_DATAHOME), default C(/data)), C(path) (host directory mounted there), C(readwrite), C(env).
+    description:
+      - The model's data source, when it has C(data) - C(home) (C(MAD_DATAHOME), default C(/data)),
+        C(path) (host directory mounted there), C(readwrite), C(env).
     type: dict
   credential_file:
     description: The credential file (model C(cred) variables, registry login for a pull). Defaults to C(<mad_dir>/credential.json); a missing file means none.
@@ -101,7 +107,7 @@ attributes:
 requirements:
   - docker (Python SDK) >= 5
 author:
-  - madengine maintainers
+  - madengine maintainers (@madengine)
 """
 
 EXAMPLES = r"""
