@@ -348,3 +348,39 @@ def test_a_stopped_module_removes_its_container(mad, run_image, docker_client, c
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert leftovers(docker_client, name("term")) == []
+
+
+@pytest.mark.registry
+def test_an_image_missing_locally_is_pulled_by_its_recorded_digest(mad, run_image, docker_client, registry):
+    from ansible_collections.madengine.core.plugins.module_utils._registry import push_image
+
+    local = f"madengine-run-test:pull-{SESSION}"
+    image, _ = docker_client.images.build(fileobj=io.BytesIO(f"FROM {run_image}\nLABEL pull={SESSION}\n".encode()),
+                                          tag=local, rm=True, pull=False)
+    registry_image = f"{registry['host']}/{local}"
+    auth = {"username": registry["username"], "password": registry["password"]}
+    digest = push_image(docker_client, local, registry_image, auth)
+    docker_client.api.remove_image(image.id, force=True)
+    (mad.root / "credential.json").write_text(json.dumps({registry["host"]: auth}))
+    mad.script("scripts/ok/run.sh", "echo performance: 1 x\n")
+    build = {"registry": registry["host"], "registry_image": registry_image, "registry_digest": digest}
+    try:
+        result = run(mad, run_image, docker_client, "pull", "scripts/ok/run.sh", image=local, build=build)
+        assert result["status"] == "SUCCESS", result["reason"]
+        assert result["image_digest"] == digest
+        assert result["records"][0]["docker_image"] == local  # the row keeps the manifest's name
+        assert registry["password"] not in json.dumps(result)
+    finally:
+        docker_client.api.remove_image(image.id, force=True)
+
+
+@pytest.mark.registry
+def test_an_image_that_cannot_be_pulled_gives_a_failure_row_saying_why(mad, run_image, docker_client, registry):
+    mad.script("scripts/ok/run.sh", "echo performance: 1 x\n")
+    missing = "sha256:" + "0" * 64
+    build = {"registry": registry["host"], "registry_image": f"{registry['host']}/absent:{SESSION}",
+             "registry_digest": missing}
+    result = run(mad, run_image, docker_client, "nopull", "scripts/ok/run.sh",
+                 image=f"absent:{SESSION}", build=build)
+    assert result["status"] == "FAILURE"
+    assert result["reason"].startswith(f"cannot pull {registry['host']}/absent:{SESSION} at digest {missing}")
