@@ -416,6 +416,7 @@ class Outcome:
     csv_text: Optional[str] = None
     csv_problem: Optional[str] = None
     scanner: LogScanner = field(default_factory=LogScanner)
+    started: bool = False
     kept: bool = False
 
 
@@ -460,7 +461,10 @@ def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
         rel = posixpath.relpath(run_dir, target)
         parts = rel.split("/")
         parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        archive = _tar_scripts(str(plan.script_dir), rel, parents)
+        try:
+            archive = _tar_scripts(str(plan.script_dir), rel, parents)
+        except OSError as exc:  # a broken link, a file we may not read
+            raise RunError(f"cannot copy the scripts of {plan.model['name']}: {exc}") from None
         try:
             api.put_archive(cid, target, archive)
             return
@@ -550,25 +554,17 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
     out = Outcome(scanner=LogScanner(errors=plan.errors))
     Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
     with open(plan.log_file, "wb") as log:
+        cid = None
         try:
             out.image_digest = _image_digest(client, plan, registry_auth)
-        except RunError as exc:
-            out.failure = exc.message
-            log.write(f"madengine: {out.failure}\n".encode())
-            return out
-        cid = None
-        started = False
-        try:
-            spec = plan.spec
-            kwargs = spec.create_kwargs(api)
+            kwargs = plan.spec.create_kwargs(api)
             if plan.keep_alive:  # the model runs as an exec, so the container outlives it
                 kwargs["entrypoint"], kwargs["command"] = ["sleep", "infinity"], None
             cid = api.create_container(**kwargs)["Id"]
             _copy_scripts(api, cid, plan)
-            log.write(f"madengine: {plan.model['name']} in container {spec.name} "
+            log.write(f"madengine: {plan.model['name']} in container {plan.container_name} "
                       f"(image {plan.image})\n".encode())
             log.flush()
-            started = True
             if plan.keep_alive:
                 _run_exec(api, cid, plan, log, echo, out)
             else:
@@ -578,20 +574,22 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
                 log.write(f"\nmadengine: killed at the timeout after {plan.timeout} s\n".encode())
             if plan.multiple_results and out.exit_code == 0 and not out.timed_out:
                 out.csv_text, out.csv_problem = _read_csv(api, cid, plan)
+        except RunError as exc:
+            out.failure = exc.message
         except APIError as exc:
             out.failure = f"the engine refused the run: {engine_error_text(exc)}"
-            log.write(f"madengine: {out.failure}\n".encode())
-        except OSError as exc:  # reading the scripts (a broken link, no permission)
-            out.failure = f"cannot copy the scripts of {plan.model['name']}: {exc}"
-            log.write(f"madengine: {out.failure}\n".encode())
+        except (DockerException, OSError) as exc:  # the connection broke (requests' errors are OSErrors)
+            out.failure = f"lost the engine during the run: {exc}"
         finally:
             out.scanner.finish()
-            if cid is not None and not (plan.keep_alive and started):
+            out.kept = cid is not None and plan.keep_alive and out.started
+            if cid is not None and not out.kept:
                 try:
                     api.remove_container(cid, force=True)
-                except (APIError, DockerException):
+                except (DockerException, OSError):
                     pass
-            out.kept = bool(cid is not None and plan.keep_alive and started)
+        if out.failure:
+            log.write(f"madengine: {out.failure}\n".encode())
     return out
 
 
@@ -628,6 +626,7 @@ def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[
     sock = _raw_socket(api.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1}))
     start = time.monotonic()
     api.start(cid)
+    out.started = True
     with _Deadline(plan.timeout, lambda: api.kill(cid)) as deadline:
         _stream(sock, log, echo, out.scanner)
         out.exit_code = int(api.wait(cid, timeout=60).get("StatusCode", -1))
@@ -641,6 +640,7 @@ def _run_exec(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[
     if spec is None:
         raise RunError("nothing to run")
     api.start(cid)
+    out.started = True
     exec_id = api.exec_create(cid, (spec.entrypoint or []) + spec.command,
                               workdir=plan.run_dir, user=spec.user or "")["Id"]
     start = time.monotonic()

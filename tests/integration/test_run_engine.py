@@ -248,6 +248,15 @@ def test_a_missing_image_gives_a_failure_row(mad, run_image, docker_client):
     assert result["records"][0]["status"] == "FAILURE"
 
 
+def test_a_broken_link_among_the_scripts_gives_a_failure_row(mad, run_image, docker_client):
+    mad.script("scripts/link/run.sh", "echo performance: 1 x\n")
+    (mad.root / "scripts/link/data").symlink_to(mad.root / "nowhere")
+    result = run(mad, run_image, docker_client, "link", "scripts/link/run.sh")
+    assert result["status"] == "FAILURE"
+    assert result["reason"].startswith(f"cannot copy the scripts of {name('link')}: ")
+    assert "scripts/link/data" in result["reason"]
+
+
 def test_a_custom_workdir_gets_the_scripts(mad, run_image, docker_client):
     mad.script("scripts/wd/run.sh", 'echo "in $(pwd)"; echo performance: 1 x\n')
     result = run(mad, run_image, docker_client, "wd", "scripts/wd/run.sh",
