@@ -33,7 +33,7 @@ def discover(mad_dir: Optional[str], tags: Iterable[str] = (), additional_contex
     context, warnings = build_context(additional_context, _context_file(additional_context_file, mad_dir))
     package = load_package(mad_dir)
     picks = select(package.models, tags, package.mad_dir)
-    prepare([package.models[index] for index, _ in picks], package.mad_dir)
+    prepare([package.models[index] for index, _args in picks], package.mad_dir)
     finder = DockerfileFinder(package.mad_dir, context)
     models: List[dict] = []
     for index, extra_args in picks:

@@ -58,7 +58,7 @@ class DockerfileFinder:
     def _read_context(self, path: str) -> Tuple[Optional[dict], Optional[str]]:
         try:
             with open(os.path.join(self.mad_dir, path), encoding="utf-8", errors="replace") as handle:
-                head = [handle.readline() for _ in range(HEAD_LINES)]
+                head = [handle.readline() for _line in range(HEAD_LINES)]
         except OSError as err:
             return None, f"cannot be read ({err.strerror})"
         for line in head:

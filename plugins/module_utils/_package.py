@@ -125,7 +125,7 @@ def upstream_import() -> Iterator[None]:
     finally:
         for name in reversed(added):
             sys.modules.pop(name, None)
-            parent, _, leaf = name.rpartition(".")
+            parent, _dot, leaf = name.rpartition(".")
             if parent in sys.modules and getattr(sys.modules[parent], leaf, None) is not None:
                 with contextlib.suppress(AttributeError):
                     delattr(sys.modules[parent], leaf)
@@ -175,8 +175,9 @@ def _code_error(rel: str, path: str, doing: str, err: BaseException) -> InvalidI
 
 
 def _is_model(item: Any) -> bool:
-    return isinstance(item, CustomModel) or (callable(getattr(item, "to_dict", None))
-                                            and isinstance(getattr(item, "name", None), str))
+    if isinstance(item, CustomModel):
+        return True
+    return callable(getattr(item, "to_dict", None)) and isinstance(getattr(item, "name", None), str)
 
 
 def _dynamic_models(mad_dir: str, path: str, rel: str, directory: str) -> List[PackageModel]:

@@ -43,6 +43,8 @@ options:
       - A JSON file with the context. A relative path is looked up from the working
         directory, then from O(mad_dir).
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -52,7 +54,7 @@ attributes:
   platform:
     platforms: posix
 author:
-  - madengine maintainers
+  - madengine maintainers (!UNKNOWN)
 notes:
   - Errors (no C(models.json), malformed JSON, a model without name, failing package code,
     an unknown tag, an unknown context key) fail the task with one message and
