@@ -18,12 +18,14 @@ def discover_vars(mad_dir: Path, tags: list[str] | None, additional_context: str
         "madengine_mad_dir": str(mad_dir.expanduser().resolve()),
         "madengine_tags": options.tag_list(tags),
         **options.context_vars(additional_context, additional_context_file),
+        "madengine_discover_show": False,  # the driver prints its own table
     }
 
 
 def models_table(models: list[dict]) -> Table:
     table = Table(title=f"Selected models ({len(models)})", title_justify="left")
-    for column in ("name", "tags", "n_gpus", "args", "Dockerfiles", "script"):
+    table.add_column("name", no_wrap=True)
+    for column in ("tags", "n_gpus", "args", "Dockerfiles", "script"):
         table.add_column(column, overflow="fold")
     for model in models:
         files = escape("\n".join(model.get("dockerfiles") or [])) or "[red]none (see below)[/]"
