@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional
 
-from ansible_collections.madengine.core.plugins.module_utils._context import build_context
+from ansible_collections.madengine.core.plugins.module_utils._context import build_context, load_file, merge, parse_inline, validate
 from ansible_collections.madengine.core.plugins.module_utils._dockerfiles import DockerfileFinder
+from ansible_collections.madengine.core.plugins.module_utils._manifest import plan_runs, read_manifest
 from ansible_collections.madengine.core.plugins.module_utils._package import load_package, prepare, resolve
 from ansible_collections.madengine.core.plugins.module_utils._tags import select
 
@@ -44,6 +46,47 @@ def discover(mad_dir: Optional[str], tags: Iterable[str] = (), additional_contex
         models.append(model)
     return {"models": models, "context": context, "warnings": warnings + package.warnings + finder.warnings,
             "mad_dir": package.mad_dir}
+
+
+@dataclass
+class _BuiltModel:
+    """A manifest's model as the tag grammar sees it."""
+
+    name: str
+    tags: List[str]
+    directory: Optional[str]
+
+
+def plan_from_manifest(manifest_file: str, tags: Iterable[str] = (), additional_context: Any = None,
+                       additional_context_file: Optional[str] = None, mad_dir: Optional[str] = None) -> dict:
+    """The run plan of a build manifest: ``runs`` ([{image, build, model}]), ``context``,
+    ``failed_builds``, ``registry``, ``warnings``, ``mad_dir``.
+
+    The context the build recorded is the base; the run's context file, then its inline
+    context, win over it. Tags, when given, pick among the manifest's models.
+    """
+    mad_dir = os.path.abspath(mad_dir or os.getcwd())
+    manifest = read_manifest(manifest_file)
+    # Empty values in a manifest's context mean "not set" (builds record every key).
+    recorded = {k: v for k, v in (manifest.get("context") or {}).items() if v not in ("", None)}
+    raw = merge(recorded, load_file(_context_file(additional_context_file, mad_dir))
+                if additional_context_file else {})
+    context, warnings = validate(merge(raw, parse_inline(additional_context)))
+    runs = plan_runs(manifest)
+    if list(tags):
+        built = [_BuiltModel(str(run["model"].get("name", "")), list(run["model"].get("tags") or []),
+                             str(run["model"]["name"]).split("/", 1)[0] if "/" in str(run["model"].get("name", "")) else None)
+                 for run in runs]
+        picked = []
+        for index, extra_args in select(built, tags, manifest_file):
+            run = dict(runs[index], model=dict(runs[index]["model"]))
+            run["model"]["args"] = (run["model"].get("args") or "") + extra_args
+            picked.append(run)
+        runs = picked
+    summary = manifest.get("summary") or {}
+    return {"runs": runs, "context": context, "warnings": warnings, "mad_dir": mad_dir,
+            "registry": manifest.get("registry") or "",
+            "failed_builds": list(summary.get("failed_builds") or [])}
 
 
 def summary_lines(models: List[dict]) -> List[str]:

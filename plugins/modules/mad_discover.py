@@ -43,6 +43,14 @@ options:
       - A JSON file with the context. A relative path is looked up from the working
         directory, then from O(mad_dir).
     type: path
+  manifest_file:
+    description:
+      - A C(build_manifest.json). When given, the module plans a run of the images it
+        records instead of reading the package's models; O(tags), when given, pick among
+        the manifest's models.
+      - The context the build recorded is the base; the context file and the inline
+        context win over it.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -121,11 +129,31 @@ summary:
   returned: success
   type: list
   elements: str
+runs:
+  description:
+    - With O(manifest_file), the run plan, one entry per built image to run, in manifest order.
+    - C(build) is the manifest's built_images entry, C(model) its built_models entry.
+  returned: when O(manifest_file) is given
+  type: list
+  elements: dict
+  sample:
+    - image: ci-dummy_dummy.ubuntu.amd
+      build: {docker_image: ci-dummy_dummy.ubuntu.amd, registry_image: "localhost:5000/ci-dummy_dummy.ubuntu.amd"}
+      model: {name: dummy, n_gpus: "1", scripts: scripts/dummy/run.sh}
+failed_builds:
+  description: With O(manifest_file), the builds the manifest records as failed (C({model, error})).
+  returned: when O(manifest_file) is given
+  type: list
+  elements: dict
+registry:
+  description: With O(manifest_file), the registry the images were pushed to (empty when none).
+  returned: when O(manifest_file) is given
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.madengine.core.plugins.module_utils._discover import discover, summary_lines
+from ansible_collections.madengine.core.plugins.module_utils._discover import discover, plan_from_manifest, summary_lines
 from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
 
 
@@ -136,15 +164,27 @@ def main() -> None:
             tags=dict(type="list", elements="str", default=[]),
             additional_context=dict(type="raw"),
             additional_context_file=dict(type="path"),
+            manifest_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        result = discover(params["mad_dir"], params["tags"], params["additional_context"],
-                          params["additional_context_file"])
+        if params["manifest_file"]:
+            plan = plan_from_manifest(params["manifest_file"], params["tags"], params["additional_context"],
+                                      params["additional_context_file"], params["mad_dir"])
+        else:
+            result = discover(params["mad_dir"], params["tags"], params["additional_context"],
+                              params["additional_context_file"])
     except MadError as err:
         module.fail_json(**err.to_result())
+    if params["manifest_file"]:
+        for line in plan["warnings"]:
+            module.warn(line)
+        module.exit_json(changed=False, runs=plan["runs"], context=plan["context"], mad_dir=plan["mad_dir"],
+                         failed_builds=plan["failed_builds"], registry=plan["registry"],
+                         discover_warnings=plan["warnings"],
+                         summary=[f"{run['model'].get('name')} -> {run['image']}" for run in plan["runs"]])
     for line in result["warnings"]:
         module.warn(line)
     module.exit_json(changed=False, models=result["models"], context=result["context"],
