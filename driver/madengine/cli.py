@@ -7,6 +7,11 @@ from typing import Annotated
 
 import typer
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException, UsageError
+
 from madengine import __version__
 
 app = typer.Typer(
@@ -49,7 +54,17 @@ for _name in COMMANDS:
 
 def main() -> None:
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+        except Exception:  # noqa: BLE001 - plain text is the fallback for a failed pretty print
+            exc.show()
+        # A bad flag is invalid input: the contract's 4, not click's 2 (which means a build failure).
+        sys.exit(4 if isinstance(exc, UsageError) else exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from madengine.runner import Event, PlaybookResult
 
@@ -19,8 +20,13 @@ out = Console(highlight=False)
 EXIT_OK, EXIT_FAILURE, EXIT_BUILD, EXIT_RUN, EXIT_INVALID = 0, 1, 2, 3, 4
 
 
+def error(message: str) -> None:
+    """One error line; the message is printed as it is (no markup: it may hold brackets)."""
+    err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+
+
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    error(message)
     raise typer.Exit(code)
 
 
@@ -42,7 +48,7 @@ def check_playbook(result: PlaybookResult, *, verbose: bool = False) -> None:
     for problem in problems:
         where = f"{problem.host}: " if problem.host not in ("localhost", "") else ""
         msg = problem.msg or f"task '{problem.task}' failed"
-        err.print(f"[bold red]error:[/] {where}{msg}", soft_wrap=True)
+        error(f"{where}{msg}")
         if verbose:
             err.print(problem.result, markup=False)
     codes = [int(p.exit_code) for p in problems if p.exit_code]

@@ -114,6 +114,8 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        # ansible-runner drops results over 700 kB from events (a 5,000-model discovery).
+        "MAX_EVENT_RES": "1073741824",
     }
     private = tempfile.mkdtemp(prefix="madengine-runner-")
     # Extra-vars go in a private file, not on the command line (process lists are public).

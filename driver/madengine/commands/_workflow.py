@@ -42,8 +42,7 @@ def exit_code(result: PlaybookResult, *, verbose: bool) -> int:
     problems = [p for p in result.failures + result.unreachable if p.action not in VERDICT_ACTIONS]
     for problem in problems:
         where = f"{problem.host}: " if problem.host not in ("", "localhost") else ""
-        console.err.print(f"[bold red]error:[/] {where}{problem.msg or problem.task + ' failed'}",
-                          soft_wrap=True)
+        console.error(f"{where}{problem.msg or problem.task + ' failed'}")
         if verbose:
             console.err.print(problem.result, markup=False)
     codes = [int(p.exit_code) for p in problems if p.exit_code]
@@ -60,8 +59,7 @@ def exit_code(result: PlaybookResult, *, verbose: bool) -> int:
         if verbose and result.stdout:
             console.err.print(result.stdout, markup=False)
         if not problems:
-            console.err.print(f"[bold red]error:[/] the playbook failed (rc={result.rc}); "
-                              "rerun with --verbose to see its output")
+            console.error(f"the playbook failed (rc={result.rc}); rerun with --verbose to see its output")
         return console.EXIT_FAILURE
     return console.EXIT_OK
 

@@ -1,7 +1,6 @@
 """`madengine discover`: which models the tags select, and what each would build."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -47,8 +46,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the models the tags select (all without --tags), with their args and Dockerfiles."""
         extravars = discover_vars(mad_dir, tags, additional_context, additional_context_file)
-        # ansible-runner drops a result over 700 kB from its event; a large package's selection is bigger.
-        os.environ.setdefault("MAX_EVENT_RES", str(1 << 30))
         with console.playbook_progress("discover", quiet=json_output) as observer:
             result = run_playbook("discover.yml", extravars, observer=observer, verbose=verbose)
         console.check_playbook(result, verbose=verbose)
