@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "performance: 1.0 samples_per_second"
