@@ -151,7 +151,15 @@ class LogFollower:
         self.offsets: dict[Path, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._seen_before = {p: p.stat().st_size for p in directory.glob(pattern)}
+        # Logs of earlier runs: (mtime, size). One left untouched is not followed; one this
+        # run rewrites (mad_run truncates it) is followed from its start.
+        self._seen_before = {}
+        for path in directory.glob(pattern):
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            self._seen_before[path] = (info.st_mtime_ns, info.st_size)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -161,7 +169,11 @@ class LogFollower:
 
     def poll(self) -> None:
         for path in sorted(self.directory.glob(self.pattern)):
-            start = self.offsets.get(path, self._seen_before.get(path, 0))
+            start = self.offsets.get(path)
+            if start is None:
+                start = self._start_of(path)
+                if start is None:
+                    continue
             try:
                 with open(path, "rb") as fh:
                     fh.seek(start)
@@ -177,6 +189,19 @@ class LogFollower:
             prefix = path.name.split(".run.live.log")[0]
             for line in chunk[:cut].decode(errors="replace").splitlines():
                 err.print(Text(f"[{prefix}] ", style="dim") + Text(line))
+
+    def _start_of(self, path: Path) -> int | None:
+        """Where to start reading a log not followed yet; None while it is an earlier run's."""
+        before = self._seen_before.get(path)
+        if before is None:
+            return 0
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        if (info.st_mtime_ns, info.st_size) == before:
+            return None
+        return 0
 
     def __enter__(self) -> LogFollower:
         self._thread.start()

@@ -73,20 +73,32 @@ def plan_from_manifest(manifest_file: str, tags: Iterable[str] = (), additional_
                 if additional_context_file else {})
     context, warnings = validate(merge(raw, parse_inline(additional_context)))
     runs = plan_runs(manifest)
+    summary = manifest.get("summary") or {}
+    failed = [f for f in summary.get("failed_builds") or [] if isinstance(f, dict) and f.get("model")]
     if list(tags):
-        built = [_BuiltModel(str(run["model"].get("name", "")), list(run["model"].get("tags") or []),
-                             str(run["model"]["name"]).split("/", 1)[0] if "/" in str(run["model"].get("name", "")) else None)
-                 for run in runs]
-        picked = []
+        # Failed builds are selectable too: a tag that picked a model whose image did not
+        # build gives that model its FAILURE row; one that picked other models drops it.
+        built = [_built_model(run["model"]) for run in runs] + [_built_model(entry) for entry in failed]
+        picked, picked_failed = [], []
         for index, extra_args in select(built, tags, manifest_file):
+            if index >= len(runs):
+                if failed[index - len(runs)] not in picked_failed:
+                    picked_failed.append(failed[index - len(runs)])
+                continue
             run = dict(runs[index], model=dict(runs[index]["model"]))
             run["model"]["args"] = (run["model"].get("args") or "") + extra_args
             picked.append(run)
-        runs = picked
-    summary = manifest.get("summary") or {}
+        runs, failed = picked, picked_failed
     return {"runs": runs, "context": context, "warnings": warnings, "mad_dir": mad_dir,
-            "registry": manifest.get("registry") or "",
-            "failed_builds": list(summary.get("failed_builds") or [])}
+            "registry": manifest.get("registry") or "", "failed_builds": failed}
+
+
+def _built_model(model: dict) -> _BuiltModel:
+    name = str(model.get("name") or model.get("model") or "")
+    tags = model.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    return _BuiltModel(name, list(tags), name.split("/", 1)[0] if "/" in name else None)
 
 
 def summary_lines(models: List[dict]) -> List[str]:

@@ -21,6 +21,9 @@ OPTIONAL_CONTEXT_KEYS = ("tools", "pre_scripts", "post_scripts", "encapsulate_sc
 DEPLOYMENT_KEYS = ("slurm", "k8s", "kubernetes", "distributed", "vllm", "env_vars", "debug")
 # Record fields that describe this build step, not the image: they stay out of built_images.
 RECORD_ONLY = ("image", "status", "error", "would_build")
+# What a failed build's summary entry keeps of its model, so its FAILURE row and a later
+# tag selection (run --manifest-file --tags) know the model without an image.
+FAILED_MODEL_FIELDS = ("tags", "n_gpus", "args", "training_precision")
 EXPECTED = ('a JSON object with "built_images": {"<image name>": {"docker_image": ..., "model": ..., ...}}, '
             '"built_models", "context" (as `madengine build` writes it)')
 
@@ -65,9 +68,10 @@ def assemble_manifest(records: list, models_by_image: Mapping, context: Mapping,
         model = dict(models_by_image.get(record["image"]) or {"name": record["model"]})
         summary["total_build_time"] += float(record.get("build_duration") or 0.0)
         if record.get("status") != "SUCCESS":
-            summary["failed_builds"].append({"model": record["model"], "image": record["image"],
-                                             "dockerfile": record.get("dockerfile", ""),
-                                             "error": record.get("error", "")})
+            failure = {"model": record["model"], "image": record["image"],
+                       "dockerfile": record.get("dockerfile", ""), "error": record.get("error", "")}
+            failure.update({key: model[key] for key in FAILED_MODEL_FIELDS if model.get(key) not in (None, "", [])})
+            summary["failed_builds"].append(failure)
             continue
         entry = {key: value for key, value in record.items() if key not in RECORD_ONLY}
         manifest["built_images"][record["image"]] = entry

@@ -80,7 +80,7 @@ def build_table(builds: list[dict]) -> Table:
 
 
 def results_table(rows: list[dict]) -> Table:
-    multi = len({r.get("machine_name") for r in rows}) > 1
+    multi = len({r.get("machine_name") for r in rows if r.get("machine_name")}) > 1  # a failed build has none
     table = Table(title="Results", title_justify="left")
     columns = ["model"] + (["node"] if multi else []) + ["status", "performance", "metric",
                                                          "vs history", "seconds", "reason"]
@@ -91,11 +91,15 @@ def results_table(rows: list[dict]) -> Table:
         change = r.get("relative_change")
         cells = [r.get("model", "")] + ([r.get("machine_name", "")] if multi else []) + [
             f"[{style.get(r.get('status'), 'white')}]{r.get('status', '')}[/]",
-            str(r.get("performance", "")), r.get("metric", ""),
+            _text(r.get("performance")), _text(r.get("metric")),
             f"{float(change):+.1f}%" if change not in (None, "") else "",
             f"{float(r.get('test_duration') or 0):.1f}", str(r.get("reason") or "")[:200]]
         table.add_row(*cells)
     return table
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def finish(code: int) -> None:

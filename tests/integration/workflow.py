@@ -1,0 +1,132 @@
+"""Helpers of the end-to-end workflow tests: the real driver, real ansible-playbook, fixture packages.
+
+Nothing here is a fixture: test modules build their module-scoped fixtures from these, so
+one built image serves every test of a module.
+
+* :func:`madengine` runs ``python -m madengine ...`` (the driver from this checkout) in a
+  folder, as a user would.
+* :func:`ansible_playbook` runs a playbook of the collection with ``ansible-playbook`` and
+  plain ``-e key=value`` extra-vars, as an infra team or AWX would.
+* :class:`WorkflowPackage` copies a package of ``tests/fixtures/workflow_packages/`` into a
+  test folder with a per-session token in every model name (``wf_ok`` -> ``wf<token>_ok``), so
+  concurrent test sessions never share image or container names, and removes the images
+  and containers of those names afterwards.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = REPO / "tests" / "fixtures" / "workflow_packages"
+PERF_COLUMNS = (
+    "model,n_gpus,nnodes,gpus_per_node,training_precision,pipeline,args,tags,docker_file,base_docker,"
+    "docker_sha,docker_image,git_commit,machine_name,deployment_type,launcher,gpu_architecture,"
+    "performance,metric,relative_change,status,build_duration,test_duration,dataname,"
+    "data_provider_type,data_size,data_download_duration,build_number,additional_docker_run_options"
+).split(",")
+# What differs between two runs of the same models: clocks and measured numbers.
+TIMING_COLUMNS = ("build_duration", "test_duration")
+
+
+def driver_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO / "driver"), env.get("PYTHONPATH", "")] if p)
+    env["COLUMNS"] = "250"  # tables print whole lines, so messages can be found in them
+    env.update(extra or {})
+    return env
+
+
+def madengine(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None,
+              timeout: int = 300) -> subprocess.CompletedProcess:
+    """``madengine ARGS`` in ``cwd``: the driver's own entry point, in a child process."""
+    return subprocess.run([sys.executable, "-m", "madengine", *args], cwd=cwd, env=driver_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def ansible_playbook(playbook: str, extravars: Dict[str, str], *, cwd: Path,
+                     env: Optional[Dict[str, str]] = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``ansible-playbook -i inventories/local/hosts.yml playbooks/PLAYBOOK -e k=v ...``."""
+    argv = [shutil.which("ansible-playbook") or "ansible-playbook",
+            "-i", str(REPO / "inventories" / "local" / "hosts.yml"), str(REPO / "playbooks" / playbook)]
+    for key, value in extravars.items():
+        argv += ["-e", f"{key}={value}"]
+    merged = dict(os.environ, **(env or {}))
+    return subprocess.run(argv, cwd=cwd, env=merged, capture_output=True, text=True, timeout=timeout)
+
+
+def read_perf_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = [dict(zip(header, row)) for row in reader]
+    return header, rows
+
+
+def explain(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+
+
+class WorkflowPackage:
+    """A copy of a fixture package whose model names carry a token unique to this session."""
+
+    def __init__(self, source: str, root: Path, token: Optional[str] = None):
+        self.token = token or secrets.token_hex(3)
+        self.root = root
+        shutil.copytree(PACKAGES / source, root)
+        models = json.loads((root / "models.json").read_text())
+        self.names: Dict[str, str] = {}
+        for model in models:
+            self.names[model["name"]] = model["name"].replace("wf_", f"wf{self.token}_", 1)
+            model["name"] = self.names[model["name"]]
+        (root / "models.json").write_text(json.dumps(models, indent=2))
+        self.models = models
+
+    def name(self, base: str) -> str:
+        """The model name of this copy for the fixture's name (``wf_ok`` -> ``wf1a2b3c_ok``)."""
+        return self.names[base]
+
+    def image(self, base: str, dockerfile: str) -> str:
+        return f"ci-{self.name(base).lower()}_{dockerfile}"
+
+    def write_dockerfile_marker(self, dockerfile: str, marker: str) -> None:
+        """Make the image content unique: a file /wf-marker holding ``marker``."""
+        path = self.root / "docker" / f"{dockerfile}.Dockerfile"
+        path.write_text(path.read_text() + f"RUN echo {marker} > /wf-marker\n")
+
+    def cleanup(self, client) -> None:
+        """Remove the containers and image tags of this copy's models (never anything else)."""
+        names = set(self.names.values())
+        for container in client.containers.list(all=True, filters={"label": "madengine.run=1"}):
+            if container.labels.get("madengine.model") in names:
+                container.remove(force=True)
+        for image in client.images.list():
+            for tag in image.tags:
+                repo = tag.rsplit(":", 1)[0]
+                if any(f"ci-{name.lower()}_" in repo for name in names):
+                    try:
+                        client.images.remove(tag, force=True)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+
+
+def normalised(rows: List[Dict[str, str]], *paths: Path) -> List[Dict[str, str]]:
+    """Rows without the columns that legitimately differ between runs, with run folders masked."""
+    out = []
+    for row in rows:
+        clean = {}
+        for key, value in row.items():
+            if key in TIMING_COLUMNS:
+                continue
+            for path in paths:
+                value = value.replace(str(path), "<out>")
+            clean[key] = value
+        out.append(clean)
+    return out
