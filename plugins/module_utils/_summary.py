@@ -126,6 +126,7 @@ class _Gatherer:
         self.defaults = dict(defaults)
         self.out = Gathered()
         self.hosts: list[str] = []
+        self.failure_fields: dict[tuple, dict] = {}  # model columns a failed build record carries
 
     def _add(self, raw: Mapping, where: str, *, node: str, log_file: Any = None,
              run_model: str | None = None, run_image: str | None = None,
@@ -275,15 +276,18 @@ class _Gatherer:
             "error": str(record.get("error") or record.get("push_error") or "unknown error"),
             "build_duration": record.get("build_duration"), "log_file": record.get("log_file"),
             "host": host or record.get("host") or ""})
+        self.failure_fields[(model, image)] = {key: record[key] for key in _PLAN_MODEL_FIELDS
+                                               if record.get(key) not in (None, "", [])}
 
     def build_failure_rows(self) -> None:
         for failure in self.out.build_failures:
             model = failure["model"]
             if any(r.run_model == model or r.row["model"] == model for r in self.out.results):
                 continue
-            raw = {"model": model, "status": "FAILURE", "reason": f"build failed: {failure['error']}",
-                   "docker_file": failure.get("dockerfile"), "docker_image": failure.get("image"),
-                   "build_duration": failure.get("build_duration")}
+            raw = dict(self.failure_fields.get((model, failure.get("image"))) or {})
+            raw.update({"model": model, "status": "FAILURE", "reason": f"build failed: {failure['error']}",
+                        "docker_file": failure.get("dockerfile"), "docker_image": failure.get("image"),
+                        "build_duration": failure.get("build_duration")})
             self._add(raw, "build_records", node=failure.get("host") or "", log_file=failure.get("log_file"),
                       run_model=model, origin="build")
 
