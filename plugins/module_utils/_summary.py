@@ -181,6 +181,8 @@ class _Gatherer:
         status = str(item.get("status") or "").upper()
         failed = bool(item.get("failed") or item.get("unreachable"))
         reason = item.get("reason") or (item.get("msg") if failed else None)
+        if item.get("unreachable"):
+            reason = f"node unreachable: {reason}" if reason else "node unreachable"
         for index, record in enumerate(rows):
             if not isinstance(record, Mapping):
                 raise InvalidInputError(f"{where}.records[{index}] is not a perf row (a dict)",
@@ -227,6 +229,9 @@ class _Gatherer:
                     raise InvalidInputError(f"plan[{index}] names no model", where="plan",
                                             fix="Pass the run plan as mad_discover returns it ({image, build, model})")
                 image = entry.get("image") if isinstance(entry, Mapping) else None
+                nodes = entry.get("nodes") if isinstance(entry, Mapping) else None
+                if isinstance(nodes, (list, tuple)) and host not in [str(n) for n in nodes]:
+                    continue  # planned for other nodes only (distribute, resume)
                 if any(r.node == host and r.run_model == name
                        and (not image or not r.run_image or r.run_image == image)
                        for r in self.out.results):

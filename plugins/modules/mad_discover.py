@@ -51,6 +51,39 @@ options:
       - The context the build recorded is the base; the context file and the inline
         context win over it.
     type: path
+  nodes:
+    description:
+      - With O(manifest_file), the GPU nodes (inventory host names) the run is for. The module
+        then also says which node runs which image (RV(assignment)) and what a remote node needs.
+    type: list
+    elements: str
+  mode:
+    description:
+      - How the planned runs are given to O(nodes).
+      - C(replicate) - every node runs every image (to compare nodes).
+      - C(distribute) - each image runs on one node; the longest first (past durations from
+        O(history_db), else a unit per GPU the model asks for) to the node with the least work,
+        among the nodes with enough GPUs (O(node_gpus)).
+    type: str
+    choices: [replicate, distribute]
+    default: replicate
+  node_gpus:
+    description: GPU count per node (C(madengine_gpu_count) of the inventory); a node left out, or C(-1), is not limited.
+    type: dict
+    default: {}
+  resume:
+    description:
+      - Leave out each (image, node) pair that already has a SUCCESS or SKIPPED row in O(perf_csv)
+        or O(history_db) (same model, machine, image and, when recorded, image sha).
+      - In C(distribute) mode an image settled on any node is left out.
+    type: bool
+    default: false
+  perf_csv:
+    description: The perf.csv O(resume) reads.
+    type: path
+  history_db:
+    description: The results history (SQLite) for O(resume) and for the past durations of C(distribute).
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -149,12 +182,46 @@ registry:
   description: With O(manifest_file), the registry the images were pushed to (empty when none).
   returned: when O(manifest_file) is given
   type: str
+assignment:
+  description:
+    - With O(nodes), the runs of each node, in plan order. Each entry of RV(runs) then also has
+      C(nodes), the nodes that run it; runs no node is to run (O(resume)) are left out of RV(runs).
+  returned: when O(manifest_file) and O(nodes) are given
+  type: dict
+  sample: {"gpu-01": [{"image": "ci-dummy_dummy.ubuntu.amd", "nodes": ["gpu-01"]}], "gpu-02": []}
+settled:
+  description: With O(resume), the pairs left out because they already have a settled row (C({model, image, node})).
+  returned: when O(manifest_file) and O(nodes) are given
+  type: list
+  elements: dict
+node_files:
+  description:
+    - With O(nodes), the paths (relative to the package) a remote node needs - the script folders of
+      the runs, C(scripts/common/tools.json) with the pre/post scripts of the tools the context uses,
+      the context's pre/post scripts and C(data.json). Nothing else of the package travels.
+  returned: when O(manifest_file) and O(nodes) are given
+  type: list
+  elements: str
+node_files_key:
+  description: A digest of the content of RV(node_files); a node's work directory is named after it.
+  returned: when O(manifest_file) and O(nodes) are given
+  type: str
+node_credentials:
+  description: Names of the C(credential.json) entries a node needs (the pull login of the registry, the models' C(cred)); never their values.
+  returned: when O(manifest_file) and O(nodes) are given
+  type: list
+  elements: str
+mode:
+  description: With O(nodes), the mode the runs were given out in.
+  returned: when O(manifest_file) and O(nodes) are given
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.madengine.core.plugins.module_utils._discover import discover, plan_from_manifest, summary_lines
 from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
+from ansible_collections.madengine.core.plugins.module_utils._plan import plan_nodes
 
 
 def main() -> None:
@@ -165,6 +232,12 @@ def main() -> None:
             additional_context=dict(type="raw"),
             additional_context_file=dict(type="path"),
             manifest_file=dict(type="path"),
+            nodes=dict(type="list", elements="str"),
+            mode=dict(type="str", choices=["replicate", "distribute"], default="replicate"),
+            node_gpus=dict(type="dict", default={}),
+            resume=dict(type="bool", default=False),
+            perf_csv=dict(type="path"),
+            history_db=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -173,6 +246,13 @@ def main() -> None:
         if params["manifest_file"]:
             plan = plan_from_manifest(params["manifest_file"], params["tags"], params["additional_context"],
                                       params["additional_context_file"], params["mad_dir"])
+            nodes = None
+            if params["nodes"] is not None:
+                nodes = plan_nodes(plan["runs"], params["nodes"], params["mode"], node_gpus=params["node_gpus"],
+                                   resume=params["resume"], perf_csv=params["perf_csv"],
+                                   history_db=params["history_db"], mad_dir=plan["mad_dir"],
+                                   context=plan["context"], registry=plan["registry"])
+                plan["runs"] = nodes.pop("runs")
         else:
             result = discover(params["mad_dir"], params["tags"], params["additional_context"],
                               params["additional_context_file"])
@@ -184,7 +264,10 @@ def main() -> None:
         module.exit_json(changed=False, runs=plan["runs"], context=plan["context"], mad_dir=plan["mad_dir"],
                          failed_builds=plan["failed_builds"], registry=plan["registry"],
                          discover_warnings=plan["warnings"],
-                         summary=[f"{run['model'].get('name')} -> {run['image']}" for run in plan["runs"]])
+                         summary=[f"{run['model'].get('name')} -> {run['image']}"
+                                  + (f" on {', '.join(run['nodes'])}" if nodes is not None else "")
+                                  for run in plan["runs"]],
+                         **(nodes or {}))
     for line in result["warnings"]:
         module.warn(line)
     module.exit_json(changed=False, models=result["models"], context=result["context"],
