@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-RESULTS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "gpu_node_results.json"
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+RESULTS = EPHEMERAL / "gpu_node_results.json"
+OUTPUT_DIR = EPHEMERAL / "run"  # converge's gpu_node_output_dir, on the controller
+PACKAGE = Path(__file__).resolve().parents[1] / "files" / "mad"
 MODELS = ("mol_gpu_node_ok", "mol_gpu_node_fail", "mol_gpu_node_gpu")
 # Asks the engine through the node's own docker SDK, as mad_run does.
 CONTAINERS_QUERY = (
@@ -63,12 +66,23 @@ def test_records_name_the_node_they_ran_on(host, saved):
     assert machines == {host.backend.get_hostname()}
 
 
-def test_run_logs_are_in_the_output_dir_on_the_node(host, by_model):
-    ok_log = host.file(by_model["mol_gpu_node_ok"]["log_file"])
-    fail_log = host.file(by_model["mol_gpu_node_fail"]["log_file"])
-    assert ok_log.is_file and "performance: 42.5 samples_per_second" in ok_log.content_string
-    assert fail_log.is_file and "giving up" in fail_log.content_string
-    assert Path(ok_log.path).parent == Path("/tmp/madengine-molecule/run")
+def test_node_gets_only_the_files_its_runs_need(host, by_model):
+    node_dir = by_model["mol_gpu_node_ok"]["invocation"]["module_args"]["mad_dir"]
+    assert node_dir != str(PACKAGE)
+    assert host.file(f"{node_dir}/scripts/mol_gpu_node/run.sh").is_file
+    assert host.file(f"{node_dir}/scripts/mol_gpu_node/fail.sh").is_file
+    for not_needed in ("models.json", "docker"):
+        assert not host.file(f"{node_dir}/{not_needed}").exists, f"{not_needed} was copied to the node"
+
+
+@pytest.mark.parametrize("model, text", [("mol_gpu_node_ok", "performance: 42.5 samples_per_second"),
+                                         ("mol_gpu_node_fail", "giving up")])
+def test_run_log_is_kept_on_the_node_and_fetched_to_the_controller(host, by_model, model, text):
+    on_node = host.file(by_model[model]["log_file"])
+    assert on_node.is_file and text in on_node.content_string
+    fetched = OUTPUT_DIR / "nodes" / host.backend.get_hostname() / Path(on_node.path).name
+    assert fetched.is_file(), f"no copy of {on_node.path} on the controller at {fetched}"
+    assert fetched.read_text() == on_node.content_string
 
 
 @pytest.mark.parametrize("model", MODELS)
