@@ -31,7 +31,7 @@ venv_ensure() {
         return 0
     fi
     if [ ! -x "$MADENGINE_VENV/bin/python" ]; then
-        py=$(madengine_python)
+        py=$(madengine_python) || exit 1
         say "creating venv $MADENGINE_VENV with $("$py" -V 2>&1)"
         "$py" -m venv "$MADENGINE_VENV"
     fi
