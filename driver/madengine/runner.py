@@ -21,6 +21,9 @@ Event = dict[str, Any]
 Observer = Callable[[Event], None]
 
 OUR_MODULES = ("gpu_facts", "mad_discover", "mad_build", "mad_run", "perf_collect")
+# Ansible's default inventory plugins, with ours first (it only takes MAD files and its configs).
+INVENTORY_PLUGINS = "madengine.core.mad_nodes,host_list,script,auto,yaml,ini,toml"
+MAX_FORKS = 64
 
 
 @dataclass
@@ -88,6 +91,95 @@ class _Collector:
         return True  # ansible-runner drops events (and stats) otherwise
 
 
+def _load_document(path: Path) -> Any:
+    """A JSON or YAML file's content; None when it is neither (an INI inventory, say)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _is_mad_inventory(document: Any) -> bool:
+    top = str(collection.collections_path())
+    if top not in sys.path:
+        sys.path.append(top)
+    from ansible_collections.madengine.core.plugins.module_utils._nodes import is_mad_inventory
+
+    return is_mad_inventory(document)
+
+
+def _host_count(document: Any, path: Path) -> int:
+    """How many hosts an inventory names (near enough to size the forks)."""
+    if isinstance(document, dict) and isinstance(document.get("nodes"), list):
+        return len(document["nodes"]) + 1  # a MAD node file's nodes, and the controller
+    if isinstance(document, dict) and document.get("plugin") and document.get("path"):
+        nested = _load_document(path.parent / str(document["path"]))
+        return _host_count(nested, path.parent / str(document["path"])) if nested is not None else 0
+    if isinstance(document, dict):
+        names: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "hosts" and isinstance(value, dict):
+                        names.update(map(str, value))
+                    else:
+                        walk(value)
+
+        walk(document)
+        return len(names)
+    try:  # INI: host lines of the non-:vars sections
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return 0
+    hosts, in_vars = set(), False
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith(("#", ";")):
+            continue
+        if text.startswith("["):
+            in_vars = text.rstrip("]").endswith(":vars") or text.rstrip("]").endswith(":children")
+            continue
+        if not in_vars:
+            hosts.add(text.split()[0])
+    return len(hosts)
+
+
+def prepare_inventory(inventory: str | os.PathLike, private: Path) -> tuple[str, int]:
+    """(the inventory to give Ansible, how many hosts it has).
+
+    A MAD node file (MAD-FORMAT section 7) is wrapped in a madengine.core.mad_nodes config
+    written in the private data dir, so a file of any name is read by our plugin and a bad
+    one stops the run with the plugin's message.
+    """
+    path = Path(inventory).expanduser().resolve()
+    document = _load_document(path) if path.is_file() else None
+    count = _host_count(document, path) if path.is_file() else 0
+    if document is not None and _is_mad_inventory(document):
+        from ansible_collections.madengine.core.plugins.module_utils._nodes import plugin_config
+
+        config = private / "inventory" / "nodes.mad_nodes.yml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(plugin_config(str(path)))
+        return str(config), count
+    return str(path), count
+
+
+def default_forks(hosts: int) -> int:
+    """As many forks as hosts (every node works at once), at least Ansible's 5."""
+    return max(5, min(MAX_FORKS, hosts))
+
+
 def run_playbook(
     playbook: str,
     extravars: dict[str, Any],
@@ -122,6 +214,14 @@ def run_playbook(
     (Path(private) / "env").mkdir()
     (Path(private) / "env" / "extravars").write_text(json.dumps(extravars))
     collector = _Collector(observer)
+    hosts = 1
+    if inventory is not None:
+        inventory, hosts = prepare_inventory(inventory, Path(private))
+        env["ANSIBLE_INVENTORY_ENABLED"] = INVENTORY_PLUGINS
+        # A broken inventory stops the run instead of running on no hosts.
+        env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
+    if not forks and not os.environ.get("ANSIBLE_FORKS"):
+        forks = default_forks(hosts)
     cmdline = []
     if limit:
         cmdline += ["--limit", limit]
