@@ -41,7 +41,7 @@ from ansible_collections.madengine.core.plugins.module_utils._perf import (
     FAILURE, SKIPPED, SUCCESS, ErrorScan, LogScanner, error_scan_config,
     parse_multiple_results, perf_row, run_status, summarize_rows, to_number)
 from ansible_collections.madengine.core.plugins.module_utils._registry import (
-    auth_config, pull_image)
+    auth_config, pull_image, split_image_ref)
 
 try:
     from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -165,6 +165,7 @@ class RunPlan:
     keep_alive: bool = False
     pull_ref: Optional[str] = None
     pull_digest: Optional[str] = None
+    expected_id: Optional[str] = None  # the image id the build recorded (manifest image_id)
     secrets: List[str] = field(default_factory=list)
 
 
@@ -300,7 +301,8 @@ def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Di
                    multiple_results=model.get("multiple_results") or None,
                    errors=error_scan_config(context, model),
                    pull_ref=build.get("registry_image") or None,
-                   pull_digest=build.get("registry_digest") or None)
+                   pull_digest=build.get("registry_digest") or None,
+                   expected_id=build.get("image_id") or None)
 
     for skip in str(model.get("skip_gpu_arch") or "").split(","):
         if arch_matches(skip, arch):
@@ -530,18 +532,35 @@ def _read_csv(api: Any, cid: str, plan: RunPlan) -> Tuple[Optional[str], Optiona
 
 def _image_digest(client: Any, plan: RunPlan, auth: Optional[Dict[str, str]]) -> str:
     """The image's digest (or id). When the image is not local and the build pushed it,
-    pull it by its recorded digest and run that. Raises ``RunError`` with the reason."""
+    pull it by its recorded digest and run that. Raises ``RunError`` with the reason.
+
+    A local tag that now names another image than the build recorded (rebuilt, retagged)
+    is never run in its place: the recorded image is pulled when the build pushed it,
+    otherwise the run fails saying so.
+    """
     try:
         info = client.api.inspect_image(plan.image)
     except ImageNotFound:
+        info = None
+    if info is not None and plan.expected_id and info.get("Id") != plan.expected_id:
         if not plan.pull_ref:
-            raise RunError(_NO_IMAGE.format(plan.image)) from None
+            raise RunError(
+                f"local image {plan.image} is {info.get('Id')}, not the {plan.expected_id} the "
+                "manifest recorded (it was rebuilt or retagged since the build); rebuild with "
+                "`madengine build` to get a manifest of the current images")
+        info = None
+    if info is None:
+        if not plan.pull_ref:
+            raise RunError(_NO_IMAGE.format(plan.image))
         digest = pull_image(client, plan.pull_ref, plan.pull_digest, auth)[1]
         plan.image = plan.pull_ref
         if plan.spec is not None:
             plan.spec.image = plan.pull_ref
         return str(digest or "")
     digests = info.get("RepoDigests") or []
+    if plan.pull_ref:  # the digest in the registry the build pushed to, when it is one of several
+        repository = split_image_ref(plan.pull_ref)[0]
+        digests = [d for d in digests if d.split("@", 1)[0] == repository] or digests
     return digests[0].split("@", 1)[-1] if digests else str(info.get("Id", ""))
 
 

@@ -81,6 +81,8 @@ def test_a_failed_build_exits_2_and_every_other_model_still_runs(driver_run, pac
     assert broken["reason"].startswith("build failed: ")
     assert "returned a non-zero code: 7" in broken["reason"] and "wf-broken-step" in broken["reason"]
     assert rows[package.name("wf_ok")]["status"] == "SUCCESS"
+    errors = [line for line in driver_run.done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "1 of 7 image(s) failed to build" in errors[0], driver_run.done.stderr
     assert "Traceback" not in driver_run.done.stderr
 
 
@@ -194,23 +196,76 @@ def test_the_second_run_reused_the_images_the_first_one_built(driver_run, playbo
 
 # ------------------------------------------------------------- shorter runs from the manifest
 
-def test_a_run_with_a_failed_model_exits_3(driver_run, package, tmp_path):
-    done = from_manifest(package, driver_run, tmp_path, "--tags", package.name("wf_exit"))
+def test_a_failed_run_exits_3_and_a_local_image_rebuilt_since_the_build_is_never_run(
+        driver_run, package, tmp_path, docker_client, base_image):
+    manifest = json.loads((driver_run.out / "build_manifest.json").read_text())
+    recorded = manifest["built_images"][package.image("wf_ok", "wf")]["image_id"]
+    docker_client.api.tag(base_image, package.image("wf_ok", "wf"), "latest", force=True)  # the tag moved on
+    try:
+        done = from_manifest(package, driver_run, tmp_path, "--tags", f"{package.name('wf_exit')},{package.name('wf_ok')}")
+    finally:
+        docker_client.api.tag(recorded, package.image("wf_ok", "wf"), "latest", force=True)
     assert done.returncode == 3, explain(done)
-    assert [r["model"] for r in read_perf_csv(tmp_path / "perf.csv")[1]] == [package.name("wf_exit")]
+    rows = {r["model"]: r for r in read_perf_csv(tmp_path / "perf.csv")[1]}
+    assert list(rows) == [package.name("wf_exit"), package.name("wf_ok")]  # the failed build was not selected
+    assert rows[package.name("wf_exit")]["reason"] == "exit code 3"
+    moved = rows[package.name("wf_ok")]
+    assert moved["status"] == "FAILURE"
+    assert f"local image {package.image('wf_ok', 'wf')} is " in moved["reason"]
+    assert f"not the {recorded} the manifest recorded" in moved["reason"]
     assert "Traceback" not in done.stderr
 
 
-def test_live_output_prints_the_models_lines_as_they_come(driver_run, package, tmp_path):
+def upstream_manifest(driver_run, package, path: Path) -> Path:
+    """The build's manifest as upstream madengine writes it: none of our bookkeeping keys."""
+    ours = json.loads((driver_run.out / "build_manifest.json").read_text())
+    keep = ("model", "docker_image", "dockerfile", "base_docker", "docker_sha", "build_duration",
+            "build_command", "log_file", "gpu_vendor")
+    images = [package.image("wf_ok", "wf"), package.image("wf_multi", "wf")]
+    model_keys = ("name", "dockerfile", "scripts", "n_gpus", "owner", "training_precision", "tags", "args",
+                  "multiple_results", "timeout")
+    document = {
+        "built_images": {i: {k: ours["built_images"][i][k] for k in keep} for i in images},
+        "built_models": {i: {k: ours["built_models"][i][k] for k in model_keys if k in ours["built_models"][i]}
+                         for i in images},
+        "context": {"docker_env_vars": {}, "docker_mounts": {}, "docker_build_arg": {}, "gpu_vendor": "AMD",
+                    "docker_gpus": ""},
+        "credentials_required": [],
+        "push_failures": [],
+        "summary": {"successful_builds": [{"model": ours["built_images"][i]["model"], "docker_image": i,
+                                           "build_duration": 0.1} for i in images],
+                    "failed_builds": [], "total_build_time": 0.2, "successful_pushes": [], "failed_pushes": []},
+    }
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+def test_an_upstream_manifest_runs_and_live_output_prints_the_models_lines(driver_run, package, tmp_path):
+    manifest = upstream_manifest(driver_run, package, tmp_path / "upstream_build_manifest.json")
     # The log of an earlier run in the same folder: rewritten by this run, followed from its start.
     (tmp_path / f"{package.name('wf_ok')}_wf.run.live.log").write_text("an earlier run's line\n" * 40)
-    done = from_manifest(package, driver_run, tmp_path, "--tags", package.name("wf_ok"), "--live-output")
+    done = madengine("run", "--manifest-file", str(manifest), "--mad-dir", str(package.root), "--live-output",
+                     cwd=tmp_path)
     assert done.returncode == 0, explain(done)
+    rows = read_perf_csv(tmp_path / "perf.csv")[1]
+    assert [(r["model"], r["status"]) for r in rows] == [
+        (package.name("wf_ok"), "SUCCESS"), (package.name("wf_multi") + "_small", "SUCCESS"),
+        (package.name("wf_multi") + "_large", "SUCCESS")]
     lines = done.stderr.splitlines()
     assert any("WF_ARGV=[" in line for line in lines), done.stderr
     assert any(line.rstrip().endswith("performance: 42.5 samples_per_second") for line in lines)
     assert any(f"WF_MODEL={package.name('wf_ok')}" in line for line in lines)
     assert not any("an earlier run's line" in line for line in lines)
+
+
+def test_the_upstream_manifest_fixture_runs_its_models_skipped_on_a_host_without_gpus(repo, tmp_path):
+    done = madengine("run", "--manifest-file", str(repo / "tests/fixtures/manifests/upstream_build_manifest.json"),
+                     "--mad-dir", str(repo / "tests/fixtures/mad_package"), cwd=tmp_path)
+    assert done.returncode == 0, explain(done)
+    rows = read_perf_csv(tmp_path / "perf.csv")[1]
+    assert [(r["model"], r["status"], r["gpu_architecture"]) for r in rows] == [
+        ("dummy", "SKIPPED", "gfx942"), ("dummy2", "SKIPPED", "gfx942")]
+    assert all("needs 1 GPU" in r["reason"] for r in rows)
 
 
 def test_keep_alive_leaves_the_container_and_says_how_to_enter_it(driver_run, package, tmp_path, docker_client):

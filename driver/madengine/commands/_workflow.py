@@ -49,6 +49,10 @@ def exit_code(result: PlaybookResult, *, verbose: bool) -> int:
     if console.EXIT_INVALID in codes:
         return console.EXIT_INVALID
     if any(build_failed(b) for b in builds_of(result)):
+        # The playbook goes on after a failed build (the other images run): say once why.
+        for res in result.of("mad_build"):
+            if res.get("exit_code") == console.EXIT_BUILD and res.get("msg"):
+                console.error(str(res["msg"]))
         return console.EXIT_BUILD
     collected = result.last("perf_collect")
     if collected and collected.get("exit_code"):

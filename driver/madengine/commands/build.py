@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         builds = _workflow.builds_of(result)
         if json_output:
             console.print_json({"exit_code": code, "manifest_file": str(manifest_output.resolve()),
+                                "changed": any(bool(res.get("changed")) for res in result.of("mad_build")),
                                 "builds": builds})
         elif builds:
             console.out.print(_workflow.build_table(builds))
