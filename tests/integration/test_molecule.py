@@ -3,9 +3,9 @@
 Each scenario starts a real container of the local test node image (nothing can be pulled
 here) with the host's Docker socket, applies the role to it and checks the result with
 testinfra. Each run gets its own instance name (MADENGINE_MOLECULE_ID) and its own
-MOLECULE_EPHEMERAL_DIRECTORY, so runs in parallel processes do not share state. Needs
-molecule, molecule-plugins[docker], pytest-testinfra (the `test` extra) and community.docker
-(tools/vendor-collections). Select with `-m molecule`.
+MOLECULE_EPHEMERAL_DIRECTORY, so the scenarios run at the same time and share nothing with
+runs in other test processes. Needs molecule, molecule-plugins[docker], pytest-testinfra (the
+`test` extra) and community.docker (tools/vendor-collections). Select with `-m molecule`.
 """
 from __future__ import annotations
 
@@ -13,17 +13,20 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from nodes import testnode_image  # noqa: F401 pylint: disable=unused-import (fixture)
+# A fixture: importing it is using it.
+from nodes import testnode_image  # noqa: F401 pylint: disable=unused-import
 
 pytestmark = [pytest.mark.docker, pytest.mark.molecule]
 
 REPO = Path(__file__).resolve().parents[2]
+ROLES = ("build_host", "gpu_node")
 SCENARIO_TIMEOUT_S = 600
 TAIL_CHARS = 6000
 
@@ -64,13 +67,41 @@ def _failed_idempotence_tasks(output: str) -> set:
     return tasks
 
 
-@pytest.fixture
-def molecule_env(tmp_path, testnode_image) -> dict:  # noqa: F811 pylint: disable=redefined-outer-name
+class ScenarioRun:
+    """One `molecule test -s default` of a role, started in the background, its output in a file."""
+
+    def __init__(self, role: str, workdir: Path, env: dict):
+        self.role = role
+        self.role_dir = REPO / "roles" / role
+        self.env = {**env, "MADENGINE_MOLECULE_ID": secrets.token_hex(3),
+                    "MOLECULE_EPHEMERAL_DIRECTORY": str(workdir / "ephemeral")}
+        self.log = workdir / "molecule.log"
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen([_molecule(), "test", "-s", "default"], cwd=self.role_dir, env=self.env,
+                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, timeout: float) -> tuple:
+        """(exit status, output); a run past ``timeout`` is killed and its instance destroyed."""
+        try:
+            returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            # The killed run left its container and what it started in the host's engine.
+            subprocess.run([_molecule(), "destroy", "-s", "default"], cwd=self.role_dir, env=self.env,
+                           capture_output=True, timeout=180, check=False)
+            returncode = None
+        return returncode, self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def scenario_runs(request, tmp_path_factory, testnode_image):  # noqa: F811 pylint: disable=redefined-outer-name
+    """The selected scenarios, started at once (they share only the engine); each test waits for its own."""
+    selected = {item.callspec.params["role"] for item in request.session.items
+                if item.originalname == "test_molecule_scenario_passes" and hasattr(item, "callspec")}
     env = {
         **os.environ,
-        "MADENGINE_MOLECULE_ID": secrets.token_hex(3),
         "MADENGINE_TEST_NODE_IMAGE": testnode_image,
-        "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"),
         # Plain text, so the tail shown on failure is readable.
         "NO_COLOR": "1",
         "ANSIBLE_NOCOLOR": "1",
@@ -78,27 +109,22 @@ def molecule_env(tmp_path, testnode_image) -> dict:  # noqa: F811 pylint: disabl
         "PY_COLORS": "0",
     }
     _require_docker_collection(env)
-    return env
+    runs = {role: ScenarioRun(role, tmp_path_factory.mktemp(f"molecule-{role}"), env) for role in ROLES if role in selected}
+    yield runs
+    for run in runs.values():
+        if run.process.poll() is None:
+            run.wait(0)
 
 
-@pytest.mark.parametrize("role", ["build_host", "gpu_node"])
-def test_molecule_scenario_passes(role, molecule_env):
-    role_dir = REPO / "roles" / role
-    command = [_molecule(), "test", "-s", "default"]
-    try:
-        done = subprocess.run(command, cwd=role_dir, env=molecule_env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=SCENARIO_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        # The killed run left its container and what it started in the host's engine.
-        subprocess.run([_molecule(), "destroy", "-s", "default"], cwd=role_dir, env=molecule_env,
-                       capture_output=True, timeout=180, check=False)
-        output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+@pytest.mark.parametrize("role", ROLES)
+def test_molecule_scenario_passes(role, scenario_runs):
+    returncode, output = scenario_runs[role].wait(SCENARIO_TIMEOUT_S)
+    if returncode is None:
         pytest.fail(f"`molecule test` of {role} ran past {SCENARIO_TIMEOUT_S} s:\n{output[-TAIL_CHARS:]}")
-    output = done.stdout
-    if done.returncode != 0:
+    if returncode != 0:
         known = KNOWN_IDEMPOTENCE_DEFECTS.get(role)
         failed = _failed_idempotence_tasks(output)
         if known and failed == known and "Verifier completed successfully" in output:
             pytest.xfail(f"known defect: the second converge of {role} changes {sorted(failed)}")
-        pytest.fail(f"`molecule test` of {role} exited {done.returncode}; its last lines:\n{output[-TAIL_CHARS:]}")
+        pytest.fail(f"`molecule test` of {role} exited {returncode}; its last lines:\n{output[-TAIL_CHARS:]}")
     assert "Verifier completed successfully" in output, output[-TAIL_CHARS:]

@@ -1,2 +1,2 @@
-#!/bin/bash
+#!/usr/bin/env bash
 echo "performance: 1.0 samples_per_second"
