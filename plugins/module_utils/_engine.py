@@ -43,11 +43,11 @@ def get_client(base_url: str | None = None, timeout: int = 600):
         )
     address = engine_address(base_url)
     try:
+        # version="auto" asks the engine for its API version: that request is the ping.
         if base_url:
             client = docker.DockerClient(base_url=base_url, version="auto", timeout=timeout)
         else:
             client = docker.from_env(version="auto", timeout=timeout)
-        client.ping()
     except docker.errors.DockerException as exc:
         raise EngineError(
             f"no Docker engine answers at {address}: {START_HINT} "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from workflow import (SecretWatch, WorkflowPackage, explain, files_holding, made
                       tiny_base_image)
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
+ENV_SECRET = "env-secret-" + os.urandom(8).hex()
 
 
 def write_credentials(pkg: WorkflowPackage, entries: dict) -> None:
@@ -63,16 +65,18 @@ def pushed(tmp_path_factory, registry, docker_client, tiny_image):
     pkg.write_dockerfile_marker("wfreg", f"marker-{pkg.token}")
     write_credentials(pkg, {registry["host"]: {"username": registry["username"], "password": registry["password"]}})
     build_out, run_out = tmp_path_factory.mktemp("wfreg-build"), tmp_path_factory.mktemp("wfreg-run")
+    # A secret in the user's environment too (the Docker Hub route; unused by this registry).
+    env = {"MAD_DOCKERHUB_USER": "wf-user", "MAD_DOCKERHUB_PASSWORD": ENV_SECRET}
     try:
-        with SecretWatch([registry["password"]]) as watch:
+        with SecretWatch([registry["password"], ENV_SECRET]) as watch:
             build = madengine("build", "--mad-dir", str(pkg.root), "--tags", "wfreg", "--registry", registry["host"],
-                              "--json", cwd=build_out)
+                              "--json", cwd=build_out, env=env)
             assert build.returncode == 0, explain(build)
             ids = [b["image_id"] for b in json.loads(build.stdout)["builds"]]
             remove_images(docker_client, ids)
             assert not set(ids) & set(docker_client.api.images(quiet=True, all=True))  # a clean local store
             run = madengine("run", "--manifest-file", str(build_out / "build_manifest.json"),
-                            "--mad-dir", str(pkg.root), "--json", cwd=run_out)
+                            "--mad-dir", str(pkg.root), "--json", cwd=run_out, env=env)
         yield Pushed(pkg, build_out, run_out, build, run, watch)
     finally:
         pkg.cleanup(docker_client)
@@ -113,12 +117,25 @@ def test_the_run_summary_records_the_digest_that_ran(pushed):
 def test_the_password_is_in_no_file_and_no_process_argv(pushed, registry):
     assert pushed.watch.polls > 10 and pushed.watch.files_seen, "the watch saw nothing of the runs"
     assert any("madengine-runner-" in path for path, _size, _mtime in pushed.watch.files_seen)
-    assert sorted(pushed.watch.hits) == []
+    assert pushed.watch.hits_of(registry["password"]) == []
     written = files_holding(registry["password"], pushed.build_out, pushed.run_out, pushed.pkg.root,
                             skip=("credential.json",))
     assert written == []
     for done in (pushed.build, pushed.run):
         assert registry["password"] not in done.stdout + done.stderr
+
+
+def test_a_secret_of_the_users_environment_is_in_no_argv_and_no_output_file(pushed):
+    assert [hit for hit in pushed.watch.hits_of(ENV_SECRET) if hit[0] == "argv"] == []
+    assert files_holding(ENV_SECRET, pushed.build_out, pushed.run_out, pushed.pkg.root) == []
+    for done in (pushed.build, pushed.run):
+        assert ENV_SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="ansible-runner writes its whole environment to "
+                   "<private dir>/artifacts/<id>/command while the playbook runs (driver/madengine/runner.py)")
+def test_a_secret_of_the_users_environment_is_in_no_file_ansible_runner_writes(pushed):
+    assert [hit for hit in pushed.watch.hits_of(ENV_SECRET) if hit[0] == "file"] == []
 
 
 def test_a_retagged_registry_image_never_runs_and_a_vanished_one_is_a_failure_with_reason(

@@ -135,7 +135,7 @@ def normalised(rows: List[Dict[str, str]], *paths: Path) -> List[Dict[str, str]]
 class SecretWatch:
     """While commands run: look for secrets in every process's argv and in the files of
     ansible-runner's private data dirs (the driver deletes them after each run) and
-    Ansible's local temp dir, every ``interval`` seconds. ``hits`` holds (where, path).
+    Ansible's local temp dir, every ``interval`` seconds. ``hits`` holds (where, path, secret).
     """
 
     def __init__(self, secrets_: List[str], interval: float = 0.05):
@@ -168,7 +168,11 @@ class SecretWatch:
     def _check(self, data: bytes, where: str, path: str) -> None:
         for secret in self.secrets:
             if secret in data:
-                self.hits.add((where, path))
+                self.hits.add((where, path, secret.decode()))
+
+    def hits_of(self, secret: str) -> list:
+        """Sorted (where, path) of the places ``secret`` was seen."""
+        return sorted((where, path) for where, path, value in self.hits if value == secret)
 
     def poll(self) -> None:
         self.polls += 1
