@@ -175,6 +175,22 @@ def prepare_inventory(inventory: str | os.PathLike, private: Path) -> tuple[str,
     return str(path), count
 
 
+def inventory_problem(inventory: str | os.PathLike) -> str | None:
+    """What is wrong with a MAD node file (the plugin's own check), or None; other inventories are Ansible's to read."""
+    path = Path(inventory).expanduser()
+    document = _load_document(path) if path.is_file() else None
+    if document is None or not _is_mad_inventory(document):
+        return None
+    from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
+    from ansible_collections.madengine.core.plugins.module_utils._nodes import validate
+
+    try:
+        validate(document, str(path))
+    except MadError as err:
+        return err.message
+    return None
+
+
 def default_forks(hosts: int) -> int:
     """As many forks as hosts (every node works at once), at least Ansible's 5."""
     return max(5, min(MAX_FORKS, hosts))

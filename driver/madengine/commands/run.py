@@ -10,6 +10,7 @@ import typer
 from madengine import console, options
 from madengine.commands import _workflow
 from madengine.commands.build import CleanCache, ManifestOutput, Parallel, Registry, build_vars
+from madengine.runner import inventory_problem
 
 ManifestFile = Annotated[Optional[Path], typer.Option(
     "--manifest-file", help="Run the images of this build_manifest.json (no build).")]
@@ -38,6 +39,9 @@ def node_vars(mode: RunMode, resume: bool, inventory: Path | None) -> dict:
     """Extra-vars of a run across nodes (checked here so a wrong path exits 4 before any work)."""
     if inventory is not None and not inventory.expanduser().is_file():
         console.fail(f"the inventory {inventory} does not exist; give an Ansible inventory or a MAD node file")
+    problem = inventory_problem(inventory) if inventory is not None else None
+    if problem:
+        console.fail(problem)
     return {"madengine_mode": mode.value, "madengine_resume": resume}
 
 
