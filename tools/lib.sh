@@ -87,13 +87,10 @@ collection_link_dir() {
     printf '%s\n' "$top"
 }
 
-# A real directory tree .../ansible_collections/madengine/core holding the files of the
-# repository that git would keep (tracked + untracked, not ignored), minus what galaxy.yml's
-# build_ignore leaves out of the collection (the driver, tools, CI): ansible-test checks the
-# collection as it ships. Prints the collection directory.
-collection_copy() {
-    local dest="$1/ansible_collections/madengine/core"
-    mkdir -p "$dest"
+# The collection's files, NUL-separated, relative to the repository: what git would keep
+# (tracked + untracked, not ignored) minus galaxy.yml's build_ignore (driver, tools, CI,
+# molecule scenarios): the collection as it ships.
+collection_files() {
     (
         cd "$MADENGINE_REPO" || exit 1
         git ls-files -z --cached --others --exclude-standard |
@@ -104,9 +101,17 @@ def kept(path):
     parts = path.split("/")
     prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     return os.path.isfile(path) and not any(fnmatch.fnmatch(p, pat) for p in prefixes for pat in ignore)
-paths = [p for p in sys.stdin.read().split("\0") if p and kept(p)]
-sys.stdout.write("\0".join(paths))
-' | tar --null -cf - -T - | tar -C "$dest" -xf -
-    ) || die "could not copy the collection to $dest"
+sys.stdout.write("\0".join(p for p in sys.stdin.read().split("\0") if p and kept(p)))
+'
+    )
+}
+
+# A real directory tree .../ansible_collections/madengine/core under $1 holding
+# collection_files (ansible-test checks the collection as it ships). Prints its path.
+collection_copy() {
+    local dest="$1/ansible_collections/madengine/core"
+    mkdir -p "$dest"
+    { collection_files | (cd "$MADENGINE_REPO" && tar --null -cf - -T -) | tar -C "$dest" -xf -; } ||
+        die "could not copy the collection to $dest"
     printf '%s\n' "$dest"
 }
