@@ -11,7 +11,7 @@ with ``madengine build`` (the cache is then warm), and prints side by side, for 
 and the marginal seconds per extra model (the growth of madengine's overhead from 1 to 5
 models, per model). Then the wall time of a full ``madengine run --tags <one model>``
 (discover + build + run, images unchanged). With --profile, where the seconds of a
-one-model manifest run go (driver start, ansible-runner start, each task).
+manifest run of the 5 models go (ansible-runner start, each task, each model's run).
 Goals: full run of one model <= 3 s; marginal overhead per model <= 0.5 s.
 Exit code 1 when a goal is missed.
 
@@ -74,31 +74,29 @@ def raw_docker(images: list, package: Path) -> float:
     return time.perf_counter() - start
 
 
-def median(fn, repeat: int) -> float:
-    return statistics.median(fn() for _ in range(repeat))
-
-
 def profile(package: Path, manifest: Path, work: Path) -> None:
-    """One one-model manifest run through the driver's own runner, timed event by event."""
+    """One manifest run of every model through the driver's own runner, timed event by event."""
     sys.path.insert(0, str(REPO / "driver"))
     start = time.perf_counter()
     from madengine import runner  # noqa: E402 - the driver from this checkout
 
     imported = time.perf_counter()
-    marks = []
+    marks, items = [], []
 
     def observe(event: dict) -> None:
         data = event.get("event_data") or {}
         if event.get("event") in ("playbook_on_start", "playbook_on_task_start", "playbook_on_stats"):
             marks.append((time.perf_counter(), event["event"], data.get("task", "")))
+        elif event.get("event") == "runner_item_on_ok" and data.get("task") == "Run each model":
+            items.append((time.perf_counter(), (data.get("res") or {}).get("test_duration")))
 
     out = work / "profile"
     out.mkdir()
     runner.run_playbook("run.yml", {"madengine_manifest_file": str(manifest), "madengine_mad_dir": str(package),
-                                    "madengine_tags": ["ovh_one"], "madengine_output_dir": str(out),
+                                    "madengine_tags": ["ovh"], "madengine_output_dir": str(out),
                                     "madengine_perf_csv": str(out / "perf.csv")}, observer=observe)
     end = time.perf_counter()
-    print("\nwhere the seconds of a one-model manifest run go (driver's runner, in process):")
+    print(f"\nwhere the seconds of a {MODELS}-model manifest run go (driver's runner, in process):")
     print(f"  {'import madengine.runner':60} {imported - start:6.2f} s")
     previous, label = imported, "ansible-runner and ansible-playbook start"
     for moment, kind, task in marks:
@@ -108,13 +106,18 @@ def profile(package: Path, manifest: Path, work: Path) -> None:
                  "playbook_on_stats": "stats, ansible-playbook exit"}.get(kind, "task: " + task)
     print(f"  {label[:60]:60} {end - previous:6.2f} s")
     print(f"  {'total':60} {end - start:6.2f} s")
+    task_start = next(m for m, kind, task in marks if task == "Run each model")
+    print("  each model of 'Run each model': seconds of the item, of which in the container")
+    for moment, in_container in items:
+        print(f"    {moment - task_start:5.2f} s  ({in_container} s)")
+        task_start = moment
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is shown)")
     parser.add_argument("--base", default=os.environ.get("MADENGINE_TEST_BASE_IMAGE", "madengine/base:bookworm"))
-    parser.add_argument("--profile", action="store_true", help="break a one-model run down by task")
+    parser.add_argument("--profile", action="store_true", help="break a 5-model run down by task and model")
     parser.add_argument("--keep", type=Path, help="keep the package and outputs in this folder")
     opts = parser.parse_args()
     if subprocess.run(["docker", "image", "inspect", opts.base], capture_output=True).returncode != 0:
@@ -131,16 +134,20 @@ def main() -> int:
         images = list(manifest["built_images"])
         print(f"package: {MODELS} models in {package} (first build {build_s:.1f} s); median of {opts.repeat} runs\n")
 
-        rows = []
-        for count, tag in ((1, "ovh_one"), (MODELS, "ovh")):
-            raw = median(lambda: raw_docker(images[:count], package), opts.repeat)
-            runs = iter(range(10**6))
-            mad = median(lambda: driver("run", "--manifest-file", str(work / "build_manifest.json"),
-                                        "--mad-dir", str(package), "--tags", tag,
-                                        "-o", str(work / f"perf_{count}_{next(runs)}.csv"), cwd=work), opts.repeat)
-            rows.append((count, raw, mad))
-        full = median(lambda: driver("run", "--mad-dir", str(package), "--tags", "ovh_one",
-                                     "-o", str(work / "perf_full.csv"), cwd=work), opts.repeat)
+        # Interleaved (raw, madengine, for 1 then 5 models, repeated), so a load that drifts
+        # on a shared machine weighs on both sides alike.
+        samples: dict = {}
+        for attempt in range(opts.repeat):
+            for count, tag in ((1, "ovh_one"), (MODELS, "ovh")):
+                samples.setdefault(("raw", count), []).append(raw_docker(images[:count], package))
+                samples.setdefault(("mad", count), []).append(driver(
+                    "run", "--manifest-file", str(work / "build_manifest.json"), "--mad-dir", str(package),
+                    "--tags", tag, "-o", str(work / f"perf_{count}_{attempt}.csv"), cwd=work))
+            samples.setdefault("full", []).append(driver("run", "--mad-dir", str(package), "--tags", "ovh_one",
+                                                         "-o", str(work / "perf_full.csv"), cwd=work))
+        rows = [(count, statistics.median(samples[("raw", count)]), statistics.median(samples[("mad", count)]))
+                for count in (1, MODELS)]
+        full = statistics.median(samples["full"])
 
         print(f"{'N':>3} {'raw docker run':>15} {'madengine run':>14} {'overhead':>9} {'per model':>10}")
         for count, raw, mad in rows:

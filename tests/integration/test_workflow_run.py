@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from workflow import (PERF_COLUMNS, WorkflowPackage, ansible_playbook, explain, madengine, normalised,
-                      read_perf_csv)
+from workflow import (PERF_COLUMNS, WorkflowPackage, ansible_playbook, containers_of, explain, madengine,
+                      normalised, read_perf_csv)
 
 pytestmark = pytest.mark.docker
 
@@ -61,9 +61,7 @@ def playbook_run(package, driver_run, tmp_path_factory) -> Run:
 
 
 def left_containers(client, package) -> list:
-    names = set(package.names.values())
-    return [c.name for c in client.containers.list(all=True, filters={"label": "madengine.run=1"})
-            if c.labels.get("madengine.model") in names]
+    return [c["Names"][0].lstrip("/") for c in containers_of(client, package)]
 
 
 def from_manifest(package, driver_run, tmp_path, *args):

@@ -103,18 +103,28 @@ class WorkflowPackage:
 
     def cleanup(self, client) -> None:
         """Remove the containers and image tags of this copy's models (never anything else)."""
+        for container in containers_of(client, self):
+            try:
+                client.api.remove_container(container["Id"], force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
         names = set(self.names.values())
-        for container in client.containers.list(all=True, filters={"label": "madengine.run=1"}):
-            if container.labels.get("madengine.model") in names:
-                container.remove(force=True)
-        for image in client.images.list():
-            for tag in image.tags:
+        for image in client.api.images():
+            for tag in image.get("RepoTags") or []:
                 repo = tag.rsplit(":", 1)[0]
                 if any(f"ci-{name.lower()}_" in repo for name in names):
                     try:
-                        client.images.remove(tag, force=True)
+                        client.api.remove_image(tag, force=True)
                     except Exception:  # noqa: BLE001 - already gone
                         pass
+
+
+def containers_of(client, package: "WorkflowPackage") -> List[dict]:
+    """The engine's containers of this package's models (one list call: other sessions'
+    containers may come and go meanwhile)."""
+    names = set(package.names.values())
+    return [c for c in client.api.containers(all=True, filters={"label": "madengine.run=1"})
+            if (c.get("Labels") or {}).get("madengine.model") in names]
 
 
 def normalised(rows: List[Dict[str, str]], *paths: Path) -> List[Dict[str, str]]:
