@@ -36,7 +36,7 @@ description:
     but Ansible then lets its C(yaml) plugin read the file (as an inventory with no hosts) and goes
     on; the config-file form stops.
 author:
-  - madengine maintainers
+  - madengine maintainers (@madengine)
 requirements:
   - jsonschema (Python library, on the controller)
 extends_documentation_fragment:
@@ -83,6 +83,7 @@ keyed_groups:
   - key: madengine_gpu_count
     prefix: gpus
 
+---
 # inline.mad_nodes.yml -- nodes given in the config file
 plugin: madengine.core.mad_nodes
 build_hosts: [gpu-01]

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import time
 from urllib.parse import quote
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.madengine.core.plugins.module_utils._perfcsv import to_float
@@ -31,6 +31,7 @@ from ansible_collections.madengine.core.plugins.module_utils._perfcsv import to_
 WINDOW = 5
 DEFAULT_NAME = "madengine_history.db"
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -64,6 +65,24 @@ class ResultsHistory(Protocol):
     def close(self) -> None: ...
 
 
+def _while_locked(action: Callable[[], Any], timeout: float = BUSY_TIMEOUT) -> Any:
+    """Run ``action``, again while SQLite answers that the database is locked.
+
+    The busy timeout waits out most locks, but SQLite answers some conflicts at once instead
+    of waiting (switching a new file to WAL while other processes open it, for one).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 def _key(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
@@ -78,13 +97,13 @@ class SqliteHistory:
             if read_only:
                 # immutable=1 leaves no -wal/-shm files behind; a live -wal needs a real reader.
                 flag = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
-                self._db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{flag}", uri=True, timeout=60,
-                                           isolation_level=None)
+                self._db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{flag}", uri=True,
+                                           timeout=BUSY_TIMEOUT, isolation_level=None)
             else:
-                self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+                self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
                 if path != ":memory:":
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.executescript(_SCHEMA)
+                    _while_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+                _while_locked(lambda: self._db.executescript(_SCHEMA))
             self._db.execute("SELECT count(*) FROM results").fetchone()
         except sqlite3.DatabaseError as exc:
             raise InvalidInputError(

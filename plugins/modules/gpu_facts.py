@@ -83,7 +83,7 @@ attributes:
 seealso:
   - module: madengine.core.mad_run
 author:
-  - madengine maintainers (!UNKNOWN)
+  - madengine maintainers (@madengine)
 """
 
 EXAMPLES = r"""

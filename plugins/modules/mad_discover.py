@@ -95,7 +95,7 @@ attributes:
   platform:
     platforms: posix
 author:
-  - madengine maintainers (!UNKNOWN)
+  - madengine maintainers (@madengine)
 notes:
   - Errors (no C(models.json), malformed JSON, a model without name, failing package code,
     an unknown tag, an unknown context key) fail the task with one message and

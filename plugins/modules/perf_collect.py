@@ -23,7 +23,7 @@ description:
   - Writes perf_entry.json (this run's rows) and the run summary JSON, and optionally an HTML
     report of the whole perf.csv. With O(mode=report) it only writes the HTML report.
 author:
-  - madengine maintainers
+  - madengine maintainers (@madengine)
 options:
   records:
     description:
@@ -102,6 +102,8 @@ options:
     type: str
     choices: [collect, report]
     default: collect
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

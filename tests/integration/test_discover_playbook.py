@@ -21,13 +21,13 @@ def playbook(extravars: dict, *, cwd: Path = REPO, check: bool = False) -> tuple
                ANSIBLE_DEPRECATION_WARNINGS="False", PWD=str(cwd))
     cmd = [ANSIBLE_PLAYBOOK, "-v", "-i", str(REPO / "inventories/local/hosts.yml"),
            str(REPO / "playbooks/discover.yml"), "-e", json.dumps(extravars)] + (["--check"] if check else [])
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=False, text=True, timeout=120)
     output = done.stdout + done.stderr
     marker = "TASK [Select models and their Dockerfiles]"
     start = output.find("ok: [localhost] => ", output.find(marker))
     result = None
     if output.find(marker) >= 0 and start >= 0:
-        result, _ = json.JSONDecoder().raw_decode(output[start + len("ok: [localhost] => "):])
+        result, _end = json.JSONDecoder().raw_decode(output[start + len("ok: [localhost] => "):])
     return done.returncode, output, result
 
 
@@ -54,8 +54,8 @@ def test_each_notation_selects_models_and_args_through_ansible_playbook(tags, ex
 
 
 def test_the_playbook_shows_the_selection_and_the_dockerfile_problems():
-    rc, output, _ = playbook({"madengine_mad_dir": str(PACKAGE), "madengine_tags": "dummy2/model1,nv",
-                              "madengine_additional_context": '{"gpu_vendor": "AMD"}'})
+    rc, output, _result = playbook({"madengine_mad_dir": str(PACKAGE), "madengine_tags": "dummy2/model1,nv",
+                                    "madengine_additional_context": '{"gpu_vendor": "AMD"}'})
     assert rc == 0, output
     assert "dummy2/model1 [n_gpus 1] args='--foo 1' -> docker/dummy.ubuntu.amd.Dockerfile" in output
     assert "nvidia_only [n_gpus 1] -> none (no Dockerfile of docker/nvonly.* fits the context" in output
@@ -90,7 +90,7 @@ def test_check_mode_discovers_the_same_and_changes_nothing():
      "unknown context key 'gpu_vender': did you mean 'gpu_vendor'?"),
 ])
 def test_bad_input_fails_the_task_with_one_message_and_exit_code_4(extravars, message):
-    rc, output, _ = playbook({"madengine_mad_dir": str(PACKAGE), **extravars})
+    rc, output, _result = playbook({"madengine_mad_dir": str(PACKAGE), **extravars})
     assert rc != 0
     assert message in output
     assert '"exit_code": 4' in output

@@ -70,7 +70,7 @@ def run_playbook(tmp_path: Path, extravars: dict, *, check: bool = False, name: 
     varfile.write_text(json.dumps({**extravars, "result_file": str(result_file)}))
     argv = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(INVENTORY), str(book),
             "-e", f"@{varfile}"] + (["--check"] if check else [])
-    proc = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    proc = subprocess.run(argv, capture_output=True, check=False, text=True, env=os.environ.copy(), timeout=300)
     assert result_file.exists(), proc.stdout + proc.stderr
     return json.loads(result_file.read_text()), proc
 
@@ -89,7 +89,7 @@ def first_run(tmp_path_factory) -> tuple[Path, dict]:
                  "node_failures": {"node1": "", "node2": "no result came back from the node (unreachable?)"},
                  "failed_builds": [{"model": "broken", "error": "COPY failed: no such file"}],
                  "started": "2026-02-01T10:00:00Z"}
-    result, _ = run_playbook(tmp_path, extravars)
+    result, _proc = run_playbook(tmp_path, extravars)
     return out, result
 
 
@@ -116,7 +116,7 @@ def test_the_next_run_appends_and_compares_with_the_history(first_run, tmp_path)
     out = tmp_path / "out"
     shutil.copytree(first_run[0], out)
     before = (out / "perf.csv").read_bytes()
-    result, _ = run_playbook(tmp_path, {"out": str(out), "results": node_results(120.0)}, name="second")
+    result, _proc = run_playbook(tmp_path, {"out": str(out), "results": node_results(120.0)}, name="second")
 
     after = (out / "perf.csv").read_bytes()
     assert after.startswith(before)
@@ -128,7 +128,7 @@ def test_the_next_run_appends_and_compares_with_the_history(first_run, tmp_path)
 
 def test_check_mode_reports_the_rows_it_would_append_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    result, _ = run_playbook(tmp_path, {"out": str(out), "results": node_results(100.0)}, check=True)
+    result, _proc = run_playbook(tmp_path, {"out": str(out), "results": node_results(100.0)}, check=True)
     assert result["changed"] is True
     assert len(result["rows"]) == 3 and result["rows_appended"] == 0
     assert not out.exists()
@@ -138,7 +138,7 @@ def test_a_foreign_perf_csv_fails_with_invalid_input_and_stays_as_it_was(tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "perf.csv").write_text("when,what\nmonday,coffee\n")
-    result, _ = run_playbook(tmp_path, {"out": str(out), "results": node_results(100.0)})
+    result, _proc = run_playbook(tmp_path, {"out": str(out), "results": node_results(100.0)})
     assert result["failed"] is True
     assert result["exit_code"] == 4 and result["error_kind"] == "invalid_input"
     assert "is not a madengine perf.csv" in result["msg"]
@@ -179,18 +179,18 @@ REPORT = REPO / "playbooks" / "report.yml"
 def test_the_report_playbook_renders_perf_csv_and_a_second_run_is_no_change(first_run, tmp_path):
     argv = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(INVENTORY), str(REPORT),
             "-e", f"madengine_report_csv={first_run[0] / 'perf.csv'}", "-e", f"madengine_report_html={tmp_path / 'perf.html'}"]
-    first = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    first = subprocess.run(argv, capture_output=True, check=False, text=True, env=os.environ.copy(), timeout=300)
     assert first.returncode == 0, first.stdout
     assert "changed=1" in first.stdout
     page = (tmp_path / "perf.html").read_text()
     assert "sweep_256" in page and "SUCCESS: 3" in page and "FAILURE: 3" in page
-    second = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    second = subprocess.run(argv, capture_output=True, check=False, text=True, env=os.environ.copy(), timeout=300)
     assert "changed=0" in second.stdout and second.returncode == 0
 
 
 def _driver(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "driver"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "madengine", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "madengine", *args], capture_output=True, check=False, text=True,
                           cwd=cwd, env=env, timeout=300)
 
 

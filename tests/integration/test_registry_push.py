@@ -153,7 +153,7 @@ class CuttableProxy:
     def _accept(self):
         while not self.down.is_set():
             try:
-                client, _ = self.listener.accept()
+                client, _address = self.listener.accept()
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))

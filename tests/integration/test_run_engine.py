@@ -364,8 +364,8 @@ def test_an_image_missing_locally_is_pulled_by_its_recorded_digest(mad, run_imag
     from ansible_collections.madengine.core.plugins.module_utils._registry import push_image
 
     local = f"madengine-run-test:pull-{SESSION}"
-    image, _ = docker_client.images.build(fileobj=io.BytesIO(f"FROM {run_image}\nLABEL pull={SESSION}\n".encode()),
-                                          tag=local, rm=True, pull=False)
+    image, _build_log = docker_client.images.build(fileobj=io.BytesIO(f"FROM {run_image}\nLABEL pull={SESSION}\n".encode()),
+                                                   tag=local, rm=True, pull=False)
     registry_image = f"{registry['host']}/{local}"
     auth = {"username": registry["username"], "password": registry["password"]}
     digest = push_image(docker_client, local, registry_image, auth)

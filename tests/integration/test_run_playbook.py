@@ -39,7 +39,7 @@ def test_the_playbook_runs_each_model_and_faults_stay_with_their_model(tmp_path,
     extra.write_text(json.dumps({"run_mad_dir": str(tmp_path), "run_image": image,
                                  "run_output_dir": str(tmp_path / "out"), "run_models": models}))
     proc = subprocess.run(["ansible-playbook", "-i", str(repo / "inventories/local/hosts.yml"),
-                           str(PLAYBOOK), "-e", f"@{extra}"], capture_output=True, text=True)
+                           str(PLAYBOOK), "-e", f"@{extra}"], capture_output=True, check=False, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
     results = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -35,13 +35,13 @@ def test_the_file_comes_first_and_the_inline_context_wins_key_by_key(tmp_path: P
     path = tmp_path / "ctx.json"
     path.write_text(json.dumps({"gpu_vendor": "NVIDIA", "guest_os": "CENTOS",
                                 "docker_env_vars": {"A": "file", "B": "file"}}))
-    context, _ = build_context('{"gpu_vendor": "AMD", "docker_env_vars": {"B": "inline"}}', str(path))
+    context, _warnings = build_context('{"gpu_vendor": "AMD", "docker_env_vars": {"B": "inline"}}', str(path))
     assert context == {"gpu_vendor": "AMD", "guest_os": "CENTOS", "docker_env_vars": {"A": "file", "B": "inline"}}
 
 
 def test_values_are_normalised_for_comparison_and_for_docker():
-    context, _ = build_context({"gpu_vendor": "amd", "guest_os": "ubuntu", "docker_gpus": 0,
-                                "docker_build_arg": {"N": 4, "FLAG": True}, "timeout": "60"})
+    context, _warnings = build_context({"gpu_vendor": "amd", "guest_os": "ubuntu", "docker_gpus": 0,
+                                        "docker_build_arg": {"N": 4, "FLAG": True}, "timeout": "60"})
     assert context == {"gpu_vendor": "AMD", "guest_os": "UBUNTU", "docker_gpus": "0",
                        "docker_build_arg": {"N": "4", "FLAG": "true"}, "timeout": 60}
 

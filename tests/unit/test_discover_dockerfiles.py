@@ -79,7 +79,7 @@ def test_no_file_for_the_prefix_is_a_model_error_listing_the_files_there(mad):
 
 
 def test_no_fitting_file_is_a_model_error_naming_the_context_and_each_files_context(mad):
-    _, error = select_dockerfiles(str(mad), "docker/app", {"gpu_vendor": "AMD", "guest_os": "ROCKY", "debug": True})
+    _files, error = select_dockerfiles(str(mad), "docker/app", {"gpu_vendor": "AMD", "guest_os": "ROCKY", "debug": True})
     assert error.startswith("no Dockerfile of docker/app.* fits the context {'gpu_vendor': 'AMD', 'guest_os': 'ROCKY'}")
     assert "docker/app.ubuntu.nvidia.Dockerfile has CONTEXT {'gpu_vendor': 'NVIDIA', 'guest_os': 'UBUNTU'}" in error
 

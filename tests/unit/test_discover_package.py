@@ -114,17 +114,34 @@ def test_custom_model_has_the_upstream_fields_defaults_and_hooks():
     assert CustomModel(name="a").tags is not CustomModel(name="b").tags
 
 
+def collection_root() -> Path:
+    """The folder above ``ansible_collections`` that conftest.py put on sys.path."""
+    marker = Path("ansible_collections", "madengine", "core", "plugins", "module_utils", "_package.py")
+    return next(Path(p) for p in sys.path if p and (Path(p) / marker).is_file())
+
+
 def run_python(code: str, cwd: Path, driver: bool) -> subprocess.CompletedProcess:
-    """A fresh interpreter with the collection importable, and the driver only when asked."""
-    paths = ([str(REPO / "driver")] if driver else []) + [p for p in sys.path if p and Path(p) != REPO / "driver"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=cwd)
+    """A fresh interpreter with the collection importable, and the driver only when asked.
+
+    Without the driver: isolated (-I: no PYTHONPATH, no working directory) and without
+    site-packages (-S), where an installed or editable madengine would be found; sys.path
+    gets only the standard library and the collection.
+    """
+    if driver:
+        paths = [str(REPO / "driver")] + [p for p in sys.path if p and Path(p) != REPO / "driver"]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+        argv = [sys.executable, "-c", code]
+    else:
+        env = {"PATH": os.environ["PATH"]}
+        argv = [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(collection_root())!r})\n{code}"]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd, check=False)
 
 
 def test_without_the_driver_the_upstream_import_exists_only_while_package_code_runs(tmp_path):
     probe = (
-        "import sys\n"
+        "import importlib.util\n"
         "from ansible_collections.madengine.core.plugins.module_utils._discover import discover\n"
+        "assert importlib.util.find_spec('madengine') is None, importlib.util.find_spec('madengine')\n"
         f"r = discover({str(PACKAGE)!r}, ['dummy3/model4'])\n"
         "assert not [k for k in sys.modules if k.split('.')[0] == 'madengine'], sorted(sys.modules)\n"
         "print(r['models'][0]['args'])\n")
@@ -151,9 +168,10 @@ def test_the_installed_driver_reexports_the_very_same_class(tmp_path):
 
 def test_the_driver_module_finds_the_collection_from_a_source_tree(tmp_path):
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO / "driver"), "XDG_CACHE_HOME": str(tmp_path)}
+    # -S: no site-packages, where an installed madengine would bring the collection along.
     done = subprocess.run(
-        [sys.executable, "-c", "from madengine.utils.discover_models import CustomModel; "
-         "print(CustomModel.__module__)"], env=env, capture_output=True, text=True, cwd=tmp_path)
+        [sys.executable, "-S", "-c", "from madengine.utils.discover_models import CustomModel; "
+         "print(CustomModel.__module__)"], env=env, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ansible_collections.madengine.core.plugins.module_utils._custom_model"
 

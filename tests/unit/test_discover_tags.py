@@ -34,7 +34,7 @@ def selected(*tags: str) -> list[tuple[str, str]]:
     (["dummy:batch_size=512"], [("dummy", " --batch_size 512")]),
     (["dummy2/model1:batch_size=512:fast"], [("dummy2/model1", "--foo 1 --batch_size 512 --fast")]),
     (["dummy3/tuned:lr=0.1"], [("dummy3/model4_bs128", "--batch 128 --tuned --lr 0.1"),
-                              ("dummy3/model4_bs256", "--batch 256 --tuned --lr 0.1")]),
+                               ("dummy3/model4_bs256", "--batch 256 --tuned --lr 0.1")]),
     (["dummy:opt=a=b"], [("dummy", " --opt a=b")]),
 ], ids=lambda v: ",".join(v) if isinstance(v, list) and v and isinstance(v[0], str) else None)
 def test_each_notation_selects_the_right_models_and_args(tags, expected):
@@ -42,8 +42,8 @@ def test_each_notation_selects_the_right_models_and_args(tags, expected):
 
 
 def test_all_and_no_tags_select_every_model_in_package_order():
-    assert [name for name, _ in selected("all")] == ALL
-    assert [name for name, _ in selected()] == ALL
+    assert [name for name, _args in selected("all")] == ALL
+    assert [name for name, _args in selected()] == ALL
 
 
 def test_a_scope_can_be_written_with_all_as_the_older_notation():

@@ -91,4 +91,3 @@ def test_a_missing_manifest_says_to_build_first(tmp_path):
     with pytest.raises(InvalidInputError) as caught:
         _manifest.read_manifest(os.path.join(str(tmp_path), "build_manifest.json"))
     assert "madengine build" in caught.value.message
-

@@ -35,9 +35,9 @@ def model(**extra):
     return entry
 
 
-def plan(mad, gpu=AMD, context=None, **extra):
+def plan(mad, gpu=None, context=None, **extra):
     return plan_run(str(mad), model(**extra), "ci-dummy_dummy.ubuntu.amd", {}, context or {},
-                    gpu, str(mad / "out"))
+                    AMD if gpu is None else gpu, str(mad / "out"))
 
 
 def test_amd_gets_kfd_one_render_node_per_gpu_and_group_video(mad):
@@ -99,7 +99,7 @@ def test_multi_node_runner_from_the_distributed_context(mad):
 
 def test_model_options_add_to_and_override_the_defaults(mad):
     p = plan(mad, additional_docker_run_options="--network none --shm-size 1g -e MY=opt "
-                                                 "--cap-add SYS_ADMIN -v /a:/b")
+                                                "--cap-add SYS_ADMIN -v /a:/b")
     spec = p.spec
     assert spec.network_mode == "none"
     assert spec.shm_size == 1024 ** 3 and spec.ipc_mode is None  # a private IPC namespace
@@ -210,7 +210,7 @@ def test_log_file_names_pair_with_the_build_logs(name, image, build, expected):
 
 
 def test_container_names_are_unique_and_docker_safe(mad):
-    names = {plan(mad, name="Dir/Model Name!").container_name for _ in range(20)}
+    names = {plan(mad, name="Dir/Model Name!").container_name for _attempt in range(20)}
     assert len(names) == 20
     assert all(n.startswith("madengine-dir-model-name-") for n in names)
 
