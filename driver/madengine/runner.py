@@ -10,6 +10,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +198,34 @@ def default_forks(hosts: int) -> int:
     return max(5, min(MAX_FORKS, hosts))
 
 
+def _discard_environment_dump(private: Path, ident: str) -> Callable[[], None]:
+    """ansible-runner writes its whole environment (a user's registry password among it) to
+    artifacts/<ident>/command. That path is made a FIFO whose reader throws the bytes away,
+    so the environment never lands on disk. Returns the function that ends the reader."""
+    artifact = private / "artifacts" / ident
+    artifact.mkdir(parents=True, mode=0o700)
+    fifo = artifact / "command"
+    os.mkfifo(fifo, 0o600)
+
+    def drain() -> None:
+        with open(fifo, "rb") as fh:  # blocks until ansible-runner opens it to write
+            while fh.read(65536):
+                pass
+
+    reader = threading.Thread(target=drain, name="madengine-env-dump", daemon=True)
+    reader.start()
+
+    def close() -> None:
+        if reader.is_alive():  # ansible-runner never wrote (it failed early): release the reader
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            reader.join(timeout=2)
+
+    return close
+
+
 def run_playbook(
     playbook: str,
     extravars: dict[str, Any],
@@ -243,9 +273,12 @@ def run_playbook(
         cmdline += ["--limit", limit]
     if forks:
         cmdline += ["--forks", str(forks)]
+    ident = uuid.uuid4().hex
+    release_dump = _discard_environment_dump(Path(private), ident)
     try:
         runner = ansible_runner.run(
             private_data_dir=private,
+            ident=ident,
             playbook=str(collection.playbook(playbook)),
             inventory=str(inventory or collection.local_inventory()),
             envvars=env,
@@ -263,5 +296,6 @@ def run_playbook(
         except (OSError, ValueError):
             collector.result.stdout = ""
     finally:
+        release_dump()
         shutil.rmtree(private, ignore_errors=True)
     return collector.result

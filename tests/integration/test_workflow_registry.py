@@ -132,8 +132,6 @@ def test_a_secret_of_the_users_environment_is_in_no_argv_and_no_output_file(push
         assert ENV_SECRET not in done.stdout + done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="ansible-runner writes its whole environment to "
-                   "<private dir>/artifacts/<id>/command while the playbook runs (driver/madengine/runner.py)")
 def test_a_secret_of_the_users_environment_is_in_no_file_ansible_runner_writes(pushed):
     assert [hit for hit in pushed.watch.hits_of(ENV_SECRET) if hit[0] == "file"] == []
 
