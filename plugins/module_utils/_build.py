@@ -27,7 +27,7 @@ from ansible_collections.madengine.core.plugins.module_utils._engine import (
     START_HINT, engine_error_text, get_client, image_id)
 from ansible_collections.madengine.core.plugins.module_utils._errors import (
     BuildError, EngineError, MadError)
-from ansible_collections.madengine.core.plugins.module_utils._manifest import assemble_manifest
+from ansible_collections.madengine.core.plugins.module_utils._manifest import RECORD_ONLY, assemble_manifest
 
 try:
     import docker.errors
@@ -616,12 +616,14 @@ def build_images(mad_dir: str, models: list, context: Mapping | None = None, out
                  gpu_architecture: str | None = None, check_mode: bool = False,
                  registry_username: str | None = None, registry_password: str | None = None,
                  registry_repository: str | None = None, client=None,
-                 environ: Mapping | None = None) -> dict:
+                 environ: Mapping | None = None, previous_manifest: Mapping | None = None) -> dict:
     """Build every image of ``models`` and assemble the manifest.
 
     Returns ``{"builds", "manifest", "changed", "error"}``; ``error`` is a MadError (or None)
     the caller raises after writing the manifest: BuildError when any build or push failed,
     EngineError when no engine answers. Bad input (credential.json) raises InvalidInputError.
+    An image found unchanged keeps its entry of ``previous_manifest`` (same content hash and
+    image id), so rebuilding nothing rewrites nothing.
     """
     context = dict(context or {})
     with _context_lock:
@@ -656,6 +658,7 @@ def build_images(mad_dir: str, models: list, context: Mapping | None = None, out
     if error is None:
         run_jobs(client, jobs, options, parallel)
     records = [job.record for job in jobs]
+    _keep_recorded_entries(records, previous_manifest)
     manifest = assemble_manifest(records, {job.record["image"]: job.model for job in jobs}, context,
                                  registry or "")
     changed = any(not r.get("skipped_unchanged") or r.get("retagged") or r.get("pushed")
@@ -665,6 +668,18 @@ def build_images(mad_dir: str, models: list, context: Mapping | None = None, out
     if error is None:
         error = _failure_error(records)
     return {"builds": records, "manifest": manifest, "changed": bool(changed), "error": error}
+
+
+def _keep_recorded_entries(records: list, previous_manifest: Mapping | None) -> None:
+    """An unchanged image keeps what the earlier build recorded (its duration, log, command)."""
+    recorded = (previous_manifest or {}).get("built_images") or {}
+    for record in records:
+        before = recorded.get(record["image"])
+        if (record["status"] != SUCCESS or not record.get("skipped_unchanged") or record.get("retagged")
+                or record.get("pushed") or not isinstance(before, Mapping)):
+            continue
+        if before.get("content_hash") == record.get("content_hash") and before.get("image_id") == record.get("image_id"):
+            record.update({key: value for key, value in before.items() if key not in RECORD_ONLY})
 
 
 def _failure_error(records: list) -> MadError | None:

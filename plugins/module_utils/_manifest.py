@@ -19,8 +19,9 @@ CONTEXT_DEFAULTS = {"docker_env_vars": {}, "docker_mounts": {}, "docker_build_ar
                     "guest_os": "UBUNTU", "docker_gpus": ""}
 OPTIONAL_CONTEXT_KEYS = ("tools", "pre_scripts", "post_scripts", "encapsulate_script")
 DEPLOYMENT_KEYS = ("slurm", "k8s", "kubernetes", "distributed", "vllm", "env_vars", "debug")
-# Record fields that describe this build step, not the image: they stay out of built_images.
-RECORD_ONLY = ("image", "status", "error", "would_build")
+# Record fields that describe this build step, not the image: they stay out of built_images,
+# so an unchanged rebuild writes the same manifest.
+RECORD_ONLY = ("image", "status", "error", "would_build", "skipped_unchanged", "retagged", "pushed")
 # What a failed build's summary entry keeps of its model, so its FAILURE row and a later
 # tag selection (run --manifest-file --tags) know the model without an image.
 FAILED_MODEL_FIELDS = ("tags", "n_gpus", "args", "training_precision")

@@ -71,6 +71,12 @@ options:
   gpu_architecture:
     description: Passed as build arg C(MAD_SYSTEM_GPU_ARCHITECTURE) unless the context's C(docker_build_arg) sets it.
     type: str
+  previous_manifest:
+    description:
+      - The manifest an earlier build wrote. An image found unchanged keeps its entry there
+        (same content hash and image id), so an unchanged rebuild writes the same manifest.
+      - Defaults to the one at O(manifest_file) when that exists.
+    type: dict
   manifest_file:
     description: When given, the manifest is written there atomically (also when some builds failed).
     type: path
@@ -152,12 +158,22 @@ error_kind:
   type: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.madengine.core.plugins.module_utils._build import build_images
 from ansible_collections.madengine.core.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER
 from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-from ansible_collections.madengine.core.plugins.module_utils._manifest import write_manifest
+from ansible_collections.madengine.core.plugins.module_utils._manifest import read_manifest, write_manifest
+
+
+def _read_previous(path: str) -> dict | None:
+    """The manifest an earlier build wrote there, if it is one (anything else is replaced)."""
+    try:
+        return read_manifest(path) if os.path.exists(path) else None
+    except MadError:
+        return None
 
 
 def main():
@@ -177,6 +193,7 @@ def main():
             pull=dict(type="bool", default=False),
             gpu_architecture=dict(type="str"),
             manifest_file=dict(type="path"),
+            previous_manifest=dict(type="dict"),
             docker_host=dict(type="str"),
         ),
         required_by={"registry_password": "registry_username"},
@@ -187,6 +204,9 @@ def main():
                          exit_code=1, error_kind="engine")
 
     params = module.params
+    previous = params["previous_manifest"]
+    if previous is None and params["manifest_file"]:
+        previous = _read_previous(params["manifest_file"])
     try:
         outcome = build_images(
             params["mad_dir"], params["models"], params["context"], params["output_dir"],
@@ -195,7 +215,7 @@ def main():
             pull=params["pull"], docker_host=params["docker_host"],
             gpu_architecture=params["gpu_architecture"], check_mode=module.check_mode,
             registry_username=params["registry_username"], registry_password=params["registry_password"],
-            registry_repository=params["registry_repository"])
+            registry_repository=params["registry_repository"], previous_manifest=previous)
     except MadError as err:
         module.fail_json(**err.to_result())
 

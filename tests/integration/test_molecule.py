@@ -10,7 +10,6 @@ runs in other test processes. Needs molecule, molecule-plugins[docker], pytest-t
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -30,16 +29,6 @@ ROLES = ("build_host", "gpu_node")
 SCENARIO_TIMEOUT_S = 600
 TAIL_CHARS = 6000
 
-# The build_host role rewrites build_manifest.json on every converge: an unchanged image is
-# recorded with the duration of the cache check and skipped_unchanged=true, so the second
-# converge reports the manifest task as changed. Until the role (or mad_build) keeps the
-# recorded entry of an unchanged image, exactly this idempotence failure is expected; any
-# other failure, or this one together with another, fails the test. Remove when fixed.
-KNOWN_IDEMPOTENCE_DEFECTS = {
-    "build_host": {"madengine.core.build_host : Write the build manifest on the controller"},
-}
-
-
 def _molecule() -> str:
     found = shutil.which("molecule", path=str(Path(sys.executable).parent)) or shutil.which("molecule")
     if not found:
@@ -56,15 +45,6 @@ def _require_docker_collection(env: dict) -> None:
     if listed.returncode != 0 or "community.docker" not in listed.stdout:
         pytest.fail("the collection community.docker is not installed; run tools/vendor-collections "
                     f"(ansible-galaxy said: {(listed.stderr or listed.stdout).strip()[-500:]})")
-
-
-def _failed_idempotence_tasks(output: str) -> set:
-    """The tasks molecule names after 'Idempotence test failed because of the following tasks:'."""
-    tasks = set()
-    for block in re.findall(r"Idempotence test failed because of the following tasks:\n((?:\* .*\n?)+)", output):
-        for line in block.splitlines():
-            tasks.add(re.sub(r"^\* \[[^\]]*\] => ", "", line.strip()))
-    return tasks
 
 
 class ScenarioRun:
@@ -122,9 +102,5 @@ def test_molecule_scenario_passes(role, scenario_runs):
     if returncode is None:
         pytest.fail(f"`molecule test` of {role} ran past {SCENARIO_TIMEOUT_S} s:\n{output[-TAIL_CHARS:]}")
     if returncode != 0:
-        known = KNOWN_IDEMPOTENCE_DEFECTS.get(role)
-        failed = _failed_idempotence_tasks(output)
-        if known and failed == known and "Verifier completed successfully" in output:
-            pytest.xfail(f"known defect: the second converge of {role} changes {sorted(failed)}")
         pytest.fail(f"`molecule test` of {role} exited {returncode}; its last lines:\n{output[-TAIL_CHARS:]}")
     assert "Verifier completed successfully" in output, output[-TAIL_CHARS:]
