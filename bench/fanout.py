@@ -27,7 +27,10 @@ BASE_IMAGE = os.environ.get("MADENGINE_TEST_BASE_IMAGE", "madengine/base:bookwor
 
 
 def driver(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    merged = dict(env, PYTHONPATH=os.pathsep.join([str(REPO / "driver"), env.get("PYTHONPATH", "")]))
+    # A private cache: the driver links the collection there, and another checkout's driver
+    # running on the machine must not re-point that link in the middle of a measurement.
+    merged = dict(env, PYTHONPATH=os.pathsep.join([str(REPO / "driver"), env.get("PYTHONPATH", "")]),
+                  XDG_CACHE_HOME=str(cwd / "cache"))
     return subprocess.run([sys.executable, "-m", "madengine", *args], cwd=cwd, env=merged,
                           capture_output=True, text=True, check=False)
 

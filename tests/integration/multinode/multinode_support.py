@@ -13,18 +13,23 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = secrets.token_hex(3)
+# The driver links the collection under $XDG_CACHE_HOME; a private one keeps another checkout's
+# driver, run at the same time on this machine, from pointing that link elsewhere.
+CACHE = tempfile.mkdtemp(prefix="madengine-mn-cache-")
 FAST = 'echo "model $1 on node $MADENGINE_TEST_NODE"\necho "performance: 1 ops"\n'
 SLOW = 'sleep "$1"\necho "slow on node $MADENGINE_TEST_NODE"\necho "performance: 2 ops"\n'
 
 
 def madengine(*args: str, cwd: Path, env: Dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
     """``madengine ARGS`` from this checkout, in a child process, as a user runs it."""
-    merged = dict(env, PYTHONPATH=os.pathsep.join([str(REPO / "driver"), env.get("PYTHONPATH", "")]), COLUMNS="250")
+    merged = dict(env, PYTHONPATH=os.pathsep.join([str(REPO / "driver"), env.get("PYTHONPATH", "")]), COLUMNS="250",
+                  XDG_CACHE_HOME=CACHE)
     return subprocess.run([sys.executable, "-m", "madengine", *args], cwd=cwd, env=merged,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -70,7 +75,7 @@ class Package:
             (root / "scripts" / folder).mkdir(parents=True)
             (root / "scripts" / folder / "run.sh").write_text(script)
         models = [self.entry(short, "fast", short) for short in ("one", "two", "three")]
-        models += [self.entry("slow", "slow", "8"), self.entry("after", "fast", "after")]
+        models += [self.entry("slow", "slow", "5"), self.entry("after", "fast", "after")]
         (root / "models.json").write_text(json.dumps(models, indent=1))
         (root / "credential.json").write_text(json.dumps({"unrelated.example.com": {"username": "u", "password": "never-sent"}}))
 
