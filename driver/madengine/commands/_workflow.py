@@ -97,13 +97,19 @@ def results_table(rows: list[dict]) -> Table:
             f"[{style.get(r.get('status'), 'white')}]{r.get('status', '')}[/]",
             _text(r.get("performance")), _text(r.get("metric")),
             f"{float(change):+.1f}%" if change not in (None, "") else "",
-            f"{float(r.get('test_duration') or 0):.1f}", str(r.get("reason") or "")[:200]]
+            f"{float(r.get('test_duration') or 0):.1f}", _short(r.get("reason"))]
         table.add_row(*cells)
     return table
 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _short(reason: Any, width: int = 32) -> str:
+    """A table cell's reason: its first line, cut; the summary JSON keeps it whole."""
+    text = str(reason or "").strip().splitlines()[0] if reason else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def finish(code: int) -> None:
