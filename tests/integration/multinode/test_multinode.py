@@ -150,26 +150,37 @@ USER_PLAYBOOK = """\
 """
 
 
-def test_runner_ansible_runs_a_users_playbook_and_reports_a_node_down_from_the_start(
+SDK = "/usr/lib/python3/dist-packages/docker"
+
+
+def test_runner_ansible_runs_a_users_playbook_a_node_down_and_a_node_without_docker_sdk_get_failure_rows(
         ssh_nodes, node_env, mn_package, tmp_path):
-    pkg, down = mn_package, ssh_nodes.nodes[2]
+    pkg, fine, no_sdk, down = mn_package, *ssh_nodes.nodes
     playbook = tmp_path / "site.yml"
     playbook.write_text(USER_PLAYBOOK)
+    sdk_less = ssh_nodes.client.containers.get(no_sdk.container)
+    assert sdk_less.exec_run(["mv", SDK, SDK + ".away"]).exit_code == 0
     ssh_nodes.stop(down)
-    done = madengine("runner", "ansible", "--inventory", str(ssh_nodes.plain_inventory), "--playbook", str(playbook),
-                     "--manifest-file", str(pkg.manifest), "--mad-dir", str(pkg.root), "--tags", pkg.name("three"),
-                     "--output", str(tmp_path / "perf.csv"), cwd=tmp_path, env=node_env)
+    try:
+        done = madengine("runner", "ansible", "--inventory", str(ssh_nodes.plain_inventory), "--playbook",
+                         str(playbook), "--manifest-file", str(pkg.manifest), "--mad-dir", str(pkg.root),
+                         "--tags", pkg.names("three", "one"), "--output", str(tmp_path / "perf.csv"),
+                         cwd=tmp_path, env=node_env)
+    finally:
+        sdk_less.exec_run(["mv", SDK + ".away", SDK])
     assert done.returncode == 3, explain(done)
     assert (tmp_path / "user_play_ran").read_text() == "ran\n"
     report = json.loads((tmp_path / "ansible_results.json").read_text())
     assert (report["runner"], report["total_nodes"], report["successful_nodes"], report["failed_nodes"]) == (
-        "ansible", 3, 2, 1)
-    by_node = {r["node_id"]: r for r in report["node_results"]}
-    assert set(by_node) == {n.name for n in ssh_nodes.nodes}
-    assert by_node[down.name]["status"] == "FAILURE"
-    assert by_node[down.name]["error_message"].startswith("node unreachable")
-    assert [by_node[n.name]["performance_metrics"] for n in ssh_nodes.nodes if n is not down] == [
-        {"performance": 1.0, "metric": "ops"}] * 2
+        "ansible", 3, 1, 2)
+    results = {(r["node_id"], r["model_tag"]): r for r in report["node_results"]}
+    assert len(results) == 6 and {n for n, _ in results} == {n.name for n in ssh_nodes.nodes}
+    for model in (pkg.name("three"), pkg.name("one")):
+        assert results[(fine.name, model)]["performance_metrics"] == {"performance": 1.0, "metric": "ops"}
+        assert results[(down.name, model)]["error_message"].startswith("node unreachable")
+        # the same clear reason for every model of the node, though only the first one tried
+        assert "docker" in results[(no_sdk.name, model)]["error_message"]
+        assert "required Python library" in results[(no_sdk.name, model)]["error_message"]
 
 
 @pytest.mark.parametrize("command", [["run"], ["runner", "ssh"]])
