@@ -52,12 +52,21 @@ def test_distribute_shares_the_models_out_and_pulls_from_the_registry_with_login
         {registry["host"]: {"username": registry["username"], "password": registry["password"]}}))
     pulled = pkg.names("one", "two", "three")
     try:
-        built = madengine("build", "--mad-dir", str(pkg.root), "--tags", pulled, "--registry", registry["host"],
-                          "--manifest-output", str(pkg.manifest), cwd=tmp_path, env=node_env)
-        assert built.returncode == 0, explain(built)
-        for entry in json.loads(pkg.manifest.read_text())["built_images"].values():
-            docker_client.images.remove(entry["registry_image"], force=True)
-            docker_client.images.remove(entry["docker_image"], force=True)
+        # The session's images, pushed under this package's names as `madengine build --registry`
+        # would (build and push are tested on their own): only the registry has them.
+        built = json.loads(mn_package.manifest.read_text())
+        manifest = {**built, "registry": registry["host"], "built_images": {}, "built_models": {}}
+        for short in ("one", "two", "three"):
+            source, name = f"ci-{mn_package.name(short)}_mn", f"ci-{pkg.name(short)}_mn"
+            remote = f"{registry['host']}/{name}"
+            docker_client.images.get(source).tag(remote, "latest")
+            digest = push(docker_client, remote, registry)
+            docker_client.images.remove(f"{remote}:latest")
+            manifest["built_images"][name] = dict(built["built_images"][source], docker_image=name,
+                                                  registry=registry["host"], registry_image=remote,
+                                                  registry_digest=digest)
+            manifest["built_models"][name] = dict(built["built_models"][source], name=pkg.name(short))
+        pkg.manifest.write_text(json.dumps(manifest, indent=1))
 
         extravars = {"madengine_manifest_file": str(pkg.manifest), "madengine_mad_dir": str(pkg.root),
                      "madengine_output_dir": str(tmp_path / "out"), "madengine_mode": "distribute"}
@@ -83,6 +92,17 @@ def test_distribute_shares_the_models_out_and_pulls_from_the_registry_with_login
             "node-1": 2, "node-2": 1, "node-3": 1}
     finally:
         remove_leftovers(docker_client, pkg.prefix)  # the pulled images too (by their digest references)
+
+
+def push(client, reference: str, registry: dict) -> str:
+    """Push ``reference:latest`` with the registry's login; its digest."""
+    digest = ""
+    for line in client.images.push(reference, tag="latest", stream=True, decode=True, auth_config={
+            "username": registry["username"], "password": registry["password"]}):
+        assert "error" not in line, line
+        digest = (line.get("aux") or {}).get("Digest") or digest
+    assert digest.startswith("sha256:")
+    return digest
 
 
 def _slow_model_runs_on(cluster, model: str, node) -> bool:
