@@ -6,6 +6,7 @@ the user's cache makes it visible as ``ansible_collections/madengine/core``.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +36,9 @@ def collections_path() -> Path:
     root = collection_root()
     if root.parent.name == "madengine" and root.parent.parent.name == "ansible_collections":
         return root.parent.parent.parent
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "madengine" / "collections"
+    # One tree per source checkout: two checkouts must never re-point each other's link.
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "madengine" / "collections" / key
     link = cache / "ansible_collections" / "madengine" / "core"
     if not (link.is_symlink() and link.resolve() == root):
         link.parent.mkdir(parents=True, exist_ok=True)
