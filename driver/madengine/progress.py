@@ -31,7 +31,7 @@ class WorkflowProgress:
         self.enabled = enabled and err.is_terminal
         self.task = "starting"
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-        self.plan: list[str] = []
+        self.plan: list[tuple[str, list | None]] = []
         self.started = time.monotonic()
         self.live: Live | None = None
         self._lock = threading.Lock()
@@ -64,7 +64,8 @@ class WorkflowProgress:
 
     def _discovered(self, res: dict) -> None:
         if "runs" in res:  # the run plan, read from the manifest
-            self.plan = [run["model"]["name"] for run in res["runs"]]
+            # In distribute mode each run names the nodes it goes to; replicate sends it to all.
+            self.plan = [(run["model"]["name"], run.get("nodes")) for run in res["runs"]]
             self.rows = {}
         elif not self.rows:
             for model in res.get("models") or []:
@@ -83,8 +84,9 @@ class WorkflowProgress:
 
     def _host_rows(self, host: str) -> list[dict]:
         if not any(h == host for h, _ in self.rows):
-            for name in self.plan:
-                self.rows[(host, name)] = {"model": name, "phase": "queued"}
+            for name, nodes in self.plan:
+                if nodes is None or host in nodes:
+                    self.rows[(host, name)] = {"model": name, "phase": "queued"}
         return [row for (h, _), row in self.rows.items() if h == host]
 
     def _start_next(self, host: str) -> None:
