@@ -447,8 +447,8 @@ def _build_or_reuse(client, job: _Job, options: BuildOptions, log) -> None:
 def _registry_has(client, job: _Job, options: BuildOptions, hash_value: str, log) -> bool:
     """True (and the record filled) when the registry already holds an image with this hash."""
     record = job.record
-    registry_image = registry_mod.registry_image_name(record["image"], options.registry,
-                                                     options.registry_credential)
+    registry_image = registry_mod.registry_image_name(
+        record["image"], options.registry, options.registry_credential)
     remote = _remote_or_none(registry_image, options, log)
     job.registry_checked = True
     if not remote or remote["labels"].get(CONTENT_HASH_LABEL) != hash_value:
@@ -538,8 +538,8 @@ def _push(client, job: _Job, options: BuildOptions, log) -> None:
     if record.get("pushed") is False or record["status"] != SUCCESS:
         return  # the registry already had it, or nothing was built
     try:
-        registry_image = registry_mod.registry_image_name(record["image"], options.registry,
-                                                         options.registry_credential)
+        registry_image = registry_mod.registry_image_name(
+            record["image"], options.registry, options.registry_credential)
     except MadError as exc:
         record.update(registry=options.registry, push_error=exc.message)
         return
@@ -553,8 +553,8 @@ def _push(client, job: _Job, options: BuildOptions, log) -> None:
             log.write(f"registry already holds {registry_image}@{remote['digest']}; push skipped\n")
             return
         log.write(f"pushing {registry_image}\n")
-        record["registry_digest"] = registry_mod.push_image(client, record["image"], registry_image,
-                                                           options.auth, log=log)
+        record["registry_digest"] = registry_mod.push_image(
+            client, record["image"], registry_image, options.auth, log=log)
         record["pushed"] = True
         log.write(f"pushed {registry_image}@{record['registry_digest']}\n")
     except MadError as exc:

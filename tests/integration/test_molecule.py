@@ -29,6 +29,7 @@ ROLES = ("build_host", "gpu_node")
 SCENARIO_TIMEOUT_S = 600
 TAIL_CHARS = 6000
 
+
 def _molecule() -> str:
     found = shutil.which("molecule", path=str(Path(sys.executable).parent)) or shutil.which("molecule")
     if not found:

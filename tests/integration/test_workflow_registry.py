@@ -14,7 +14,6 @@ import io
 import json
 import os
 import urllib.request
-from pathlib import Path
 
 import pytest
 from workflow import (SecretWatch, WorkflowPackage, explain, files_holding, madengine, read_perf_csv,
@@ -212,8 +211,8 @@ def test_docker_hub_environment_credentials_are_never_sent_to_another_registry(f
     assert files_holding(registry["password"], out) == []
 
 
-def test_a_registry_that_is_down_is_recorded_and_the_images_stay_usable(fresh_package, registry_factory, tmp_path,
-                                                                     docker_client):
+def test_a_registry_that_is_down_is_recorded_and_the_images_stay_usable(
+        fresh_package, registry_factory, tmp_path, docker_client):
     server = registry_factory(username=None)
     server.stop()
     done = madengine("build", "--mad-dir", str(fresh_package.root), "--tags", "wfreg", "--registry", server.host,

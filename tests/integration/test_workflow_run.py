@@ -304,7 +304,7 @@ def _not_json(tmp_path: Path) -> Path:
      "error: the tag 'wf_nosuch' matches no model"),
     (lambda p, t: ["--mad-dir", str(p.root), "--tags", "wf", "-c", '{"gpu_vender": "AMD"}'],
      "error: unknown context key 'gpu_vender': did you mean 'gpu_vendor'?"),
-    (lambda p, t: ["--mad-dir", str(t), "--tags", "wf"], f"error: no models.json in "),
+    (lambda p, t: ["--mad-dir", str(t), "--tags", "wf"], "error: no models.json in "),
     (lambda p, t: ["--manifest-file", str(_bad_manifest(t))], 'error: build manifest has no "built_images" object'),
     (lambda p, t: ["--manifest-file", str(_not_json(t))], "error: build manifest is not JSON"),
     (lambda p, t: ["--manifest-file", str(t / "absent.json")], "error: the manifest"),

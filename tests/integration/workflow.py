@@ -47,7 +47,7 @@ def driver_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 def madengine(*args: str, cwd: Path, env: Optional[Dict[str, str]] = None,
               timeout: int = 300) -> subprocess.CompletedProcess:
     """``madengine ARGS`` in ``cwd``: the driver's own entry point, in a child process."""
-    return subprocess.run([sys.executable, "-m", "madengine", *args], cwd=cwd, env=driver_env(env),
+    return subprocess.run([sys.executable, "-m", "madengine", *args], check=False, cwd=cwd, env=driver_env(env),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -59,7 +59,7 @@ def ansible_playbook(playbook: str, extravars: Dict[str, str], *, cwd: Path,
     for key, value in extravars.items():
         argv += ["-e", f"{key}={value}"]
     merged = dict(os.environ, **(env or {}))
-    return subprocess.run(argv, cwd=cwd, env=merged, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(argv, check=False, cwd=cwd, env=merged, capture_output=True, text=True, timeout=timeout)
 
 
 def read_perf_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:

@@ -108,5 +108,3 @@ def remove_leftovers(client, prefix: str) -> None:
                     client.images.remove(ref, force=True)
                 except docker.errors.ImageNotFound:
                     pass  # its last other reference took it already
-
-

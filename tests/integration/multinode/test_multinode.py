@@ -194,7 +194,7 @@ def test_runner_ansible_runs_a_users_playbook_a_node_down_and_a_node_without_doc
     assert (report["runner"], report["total_nodes"], report["successful_nodes"], report["failed_nodes"]) == (
         "ansible", 3, 1, 2)
     results = {(r["node_id"], r["model_tag"]): r for r in report["node_results"]}
-    assert len(results) == 6 and {n for n, _ in results} == {n.name for n in ssh_nodes.nodes}
+    assert len(results) == 6 and {node for node, _result in results} == {n.name for n in ssh_nodes.nodes}
     for model in (pkg.name("three"), pkg.name("one")):
         assert results[(fine.name, model)]["performance_metrics"] == {"performance": 1.0, "metric": "ops"}
         assert results[(down.name, model)]["error_message"].startswith("node unreachable")
