@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Mapping
 
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.madengine.core.plugins.module_utils._files import write_json
 
 CONTEXT_KEYS = ("docker_env_vars", "docker_mounts", "docker_build_arg", "gpu_vendor", "guest_os", "docker_gpus")
 CONTEXT_DEFAULTS = {"docker_env_vars": {}, "docker_mounts": {}, "docker_build_arg": {}, "gpu_vendor": "",
@@ -99,21 +99,7 @@ def assemble_manifest(records: list, models_by_image: Mapping, context: Mapping,
 
 def write_manifest(manifest: Mapping, path: str) -> str:
     """Write ``manifest`` to ``path`` atomically (a reader never sees half a file); returns the path."""
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".build_manifest.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_json(path, manifest)
 
 
 def read_manifest(path: str) -> dict:

@@ -27,7 +27,6 @@ Everything that can be checked is checked before the first byte is written.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -36,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.madengine.core.plugins.module_utils._files import write_json
 from ansible_collections.madengine.core.plugins.module_utils._history import (
     DEFAULT_NAME as HISTORY_NAME, fill_relative_change, open_history)
 from ansible_collections.madengine.core.plugins.module_utils._perfcsv import (
@@ -437,22 +437,6 @@ def ensure_writable_dirs(paths: Iterable[str], *, check_mode: bool) -> None:
                 f"cannot write into {folder}: {exc.strerror or exc}", where="output_dir",
                 fix="Choose a writable output directory (--output / madengine_output_dir); nothing was written"
             ) from None
-
-
-def write_json(path: str, data: Any) -> None:
-    """Replace ``path`` with ``data`` as JSON, atomically (a reader never sees half a file)."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def collect(records: Any, paths: Paths, *, build_records: Any = None,
