@@ -148,51 +148,14 @@ ansible_facts:
         reason: {description: One line explaining can_run_gpu_models., type: str, returned: always}
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-
-from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError, MadError
-from ansible_collections.madengine.core.plugins.module_utils._gpu import gather_gpu_facts, parse_context
-
-
-def _tool_dirs(value):
-    if not value:
-        return None
-    return [d for item in value for d in str(item).split(os.pathsep) if d]
+from ansible_collections.madengine.core.plugins.module_utils._entrypoints import SPECS
+from ansible_collections.madengine.core.plugins.module_utils._module import run_body
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            context=dict(type="raw", default={}),
-            file_context=dict(type="raw"),
-            context_file=dict(type="str"),
-            timeout=dict(type="float", default=20),
-            tool_dirs=dict(type="list", elements="path",
-                           fallback=(env_fallback, ["MADENGINE_GPU_TOOL_DIRS"])),
-            sysfs_root=dict(type="path", default="/sys"),
-            dev_root=dict(type="path", default="/dev"),
-            node_name=dict(type="str"),
-            expected_vendor=dict(type="str"),
-            expected_count=dict(type="int"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        if p["context_file"] and p["file_context"] is None:
-            raise InvalidInputError(f"the context file {p['context_file']} cannot be read",
-                                    fix="Check the path given to --additional-context-file")
-        context = parse_context(p["file_context"], p["context_file"] or "the context file")
-        context.update(parse_context(p["context"]))
-        facts = gather_gpu_facts(context, tool_dirs=_tool_dirs(p["tool_dirs"]),
-                                 sysfs_root=p["sysfs_root"], dev_root=p["dev_root"],
-                                 timeout=p["timeout"], node=p["node_name"],
-                                 expected={"vendor": p["expected_vendor"], "count": p["expected_count"]})
-    except MadError as err:
-        module.fail_json(**err.to_result())
-    module.exit_json(changed=False, ansible_facts={"madengine_gpu": facts})
+    run_body(AnsibleModule(**SPECS["gpu_facts"]), "gpu_facts")
 
 
 if __name__ == "__main__":

@@ -158,78 +158,14 @@ error_kind:
   type: str
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.madengine.core.plugins.module_utils._build import build_images
-from ansible_collections.madengine.core.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER
-from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-from ansible_collections.madengine.core.plugins.module_utils._manifest import read_manifest, write_manifest
-
-
-def _read_previous(path: str) -> dict | None:
-    """The manifest an earlier build wrote there, if it is one (anything else is replaced)."""
-    try:
-        return read_manifest(path) if os.path.exists(path) else None
-    except MadError:
-        return None
+from ansible_collections.madengine.core.plugins.module_utils._entrypoints import SPECS
+from ansible_collections.madengine.core.plugins.module_utils._module import run_body
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            mad_dir=dict(type="path", required=True),
-            models=dict(type="list", elements="dict", required=True),
-            context=dict(type="dict", default={}),
-            output_dir=dict(type="path"),
-            registry=dict(type="str"),
-            credential_file=dict(type="path"),
-            registry_username=dict(type="str"),
-            registry_password=dict(type="str", no_log=True),
-            registry_repository=dict(type="str"),
-            parallel=dict(type="int", default=0),
-            clean_docker_cache=dict(type="bool", default=False),
-            pull=dict(type="bool", default=False),
-            gpu_architecture=dict(type="str"),
-            manifest_file=dict(type="path"),
-            previous_manifest=dict(type="dict"),
-            docker_host=dict(type="str"),
-        ),
-        required_by={"registry_password": "registry_username"},
-        supports_check_mode=True,
-    )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR),
-                         exit_code=1, error_kind="engine")
-
-    params = module.params
-    previous = params["previous_manifest"]
-    if previous is None and params["manifest_file"]:
-        previous = _read_previous(params["manifest_file"])
-    try:
-        outcome = build_images(
-            params["mad_dir"], params["models"], params["context"], params["output_dir"],
-            registry=params["registry"], credential_file=params["credential_file"],
-            parallel=params["parallel"], clean_docker_cache=params["clean_docker_cache"],
-            pull=params["pull"], docker_host=params["docker_host"],
-            gpu_architecture=params["gpu_architecture"], check_mode=module.check_mode,
-            registry_username=params["registry_username"], registry_password=params["registry_password"],
-            registry_repository=params["registry_repository"], previous_manifest=previous)
-    except MadError as err:
-        module.fail_json(**err.to_result())
-
-    result = dict(changed=outcome["changed"], builds=outcome["builds"], manifest=outcome["manifest"],
-                  summary=outcome["manifest"]["summary"])
-    if params["manifest_file"] and not module.check_mode:
-        try:
-            result["manifest_file"] = write_manifest(outcome["manifest"], params["manifest_file"])
-        except OSError as exc:
-            module.fail_json(msg=f"cannot write the build manifest {params['manifest_file']}: {exc.strerror}",
-                             exit_code=1, error_kind="error", **result)
-    if outcome["error"] is not None:
-        module.fail_json(**outcome["error"].to_result(), **result)
-    module.exit_json(**result)
+    run_body(AnsibleModule(**SPECS["mad_build"]), "mad_build")
 
 
 if __name__ == "__main__":

@@ -219,60 +219,12 @@ mode:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.madengine.core.plugins.module_utils._discover import discover, plan_from_manifest, summary_lines
-from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-from ansible_collections.madengine.core.plugins.module_utils._plan import plan_nodes
+from ansible_collections.madengine.core.plugins.module_utils._entrypoints import SPECS
+from ansible_collections.madengine.core.plugins.module_utils._module import run_body
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            mad_dir=dict(type="path"),
-            tags=dict(type="list", elements="str", default=[]),
-            additional_context=dict(type="raw"),
-            additional_context_file=dict(type="path"),
-            manifest_file=dict(type="path"),
-            nodes=dict(type="list", elements="str"),
-            mode=dict(type="str", choices=["replicate", "distribute"], default="replicate"),
-            node_gpus=dict(type="dict", default={}),
-            resume=dict(type="bool", default=False),
-            perf_csv=dict(type="path"),
-            history_db=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    try:
-        if params["manifest_file"]:
-            plan = plan_from_manifest(params["manifest_file"], params["tags"], params["additional_context"],
-                                      params["additional_context_file"], params["mad_dir"])
-            nodes = None
-            if params["nodes"] is not None:
-                nodes = plan_nodes(plan["runs"], params["nodes"], params["mode"], node_gpus=params["node_gpus"],
-                                   resume=params["resume"], perf_csv=params["perf_csv"],
-                                   history_db=params["history_db"], mad_dir=plan["mad_dir"],
-                                   context=plan["context"], registry=plan["registry"])
-                plan["runs"] = nodes.pop("runs")
-        else:
-            result = discover(params["mad_dir"], params["tags"], params["additional_context"],
-                              params["additional_context_file"])
-    except MadError as err:
-        module.fail_json(**err.to_result())
-    if params["manifest_file"]:
-        for line in plan["warnings"]:
-            module.warn(line)
-        module.exit_json(changed=False, runs=plan["runs"], context=plan["context"], mad_dir=plan["mad_dir"],
-                         failed_builds=plan["failed_builds"], registry=plan["registry"],
-                         discover_warnings=plan["warnings"],
-                         summary=[f"{run['model'].get('name')} -> {run['image']}"
-                                  + (f" on {', '.join(run['nodes'])}" if nodes is not None else "")
-                                  for run in plan["runs"]],
-                         **(nodes or {}))
-    for line in result["warnings"]:
-        module.warn(line)
-    module.exit_json(changed=False, models=result["models"], context=result["context"],
-                     discover_warnings=result["warnings"], mad_dir=result["mad_dir"],
-                     summary=summary_lines(result["models"]))
+def main():
+    run_body(AnsibleModule(**SPECS["mad_discover"]), "mad_discover")
 
 
 if __name__ == "__main__":

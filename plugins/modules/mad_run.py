@@ -201,68 +201,14 @@ error_kind:
   type: str
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.madengine.core.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER
-from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-from ansible_collections.madengine.core.plugins.module_utils._run import run_model
-
-
-def _terminal(live_output):
-    """The terminal to echo to, unless ansible-runner owns it (then the log is followed)."""
-    if not live_output or os.environ.get("AWX_ISOLATED_DATA_DIR"):
-        return None
-    try:
-        return open("/dev/tty", "wb", buffering=0)
-    except OSError:
-        return None
+from ansible_collections.madengine.core.plugins.module_utils._entrypoints import SPECS
+from ansible_collections.madengine.core.plugins.module_utils._module import run_body
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            mad_dir=dict(type="path", required=True),
-            model=dict(type="dict", required=True),
-            image=dict(type="str", required=True),
-            build=dict(type="dict", default={}),
-            context=dict(type="dict", default={}),
-            gpu=dict(type="dict", default={}),
-            output_dir=dict(type="path", default="."),
-            timeout=dict(type="int"),
-            live_output=dict(type="bool", default=False),
-            keep_alive=dict(type="bool", default=False),
-            data=dict(type="dict"),
-            credential_file=dict(type="path"),
-            registry_username=dict(type="str"),
-            registry_password=dict(type="str", no_log=True),
-            docker_host=dict(type="str"),
-        ),
-        required_by={"registry_password": "registry_username"},
-        supports_check_mode=True,
-    )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR),
-                         exit_code=1, error_kind="engine")
-    p = module.params
-    echo = None if module.check_mode else _terminal(p["live_output"])
-    try:
-        result = run_model(
-            p["mad_dir"], p["model"], p["image"], build=p["build"], context=p["context"],
-            gpu=p["gpu"], output_dir=p["output_dir"], timeout=p["timeout"],
-            keep_alive=p["keep_alive"], echo=echo, docker_host=p["docker_host"], data=p["data"],
-            credential_file=p["credential_file"], registry_username=p["registry_username"],
-            registry_password=p["registry_password"], check_mode=module.check_mode)
-    except MadError as err:
-        module.fail_json(**err.to_result())
-    finally:
-        if echo is not None:
-            echo.close()
-    name = p["model"].get("name")
-    result["msg"] = f"{name}: {result['status'] or 'would run'}" + (
-        f" ({result['reason']})" if result["reason"] else "")
-    module.exit_json(**result)
+    run_body(AnsibleModule(**SPECS["mad_run"]), "mad_run")
 
 
 if __name__ == "__main__":

@@ -186,56 +186,14 @@ html_report:
   type: str
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-from ansible_collections.madengine.core.plugins.module_utils._report import (
-    HAS_JINJA2, JINJA2_IMPORT_ERROR, write_html_report)
-from ansible_collections.madengine.core.plugins.module_utils._summary import Paths, collect
+from ansible_collections.madengine.core.plugins.module_utils._entrypoints import SPECS
+from ansible_collections.madengine.core.plugins.module_utils._module import run_body
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            records=dict(type="raw", default=[], aliases=["results"]),
-            build_records=dict(type="raw", default=[], aliases=["failed_builds", "builds"]),
-            plan=dict(type="list", elements="dict", default=[]),
-            node_failures=dict(type="dict", default={}),
-            output_dir=dict(type="path", default="."),
-            perf_csv=dict(type="path", default="perf.csv"),
-            perf_entry=dict(type="path", default="perf_entry.json"),
-            summary_output=dict(type="path", default="run_summary.json"),
-            history_db=dict(type="str", default="madengine_history.db"),
-            html_report=dict(type="path"),
-            context=dict(type="dict", default={}),
-            started=dict(type="raw"),
-            mode=dict(type="str", choices=["collect", "report"], default="collect"),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    paths = Paths.resolve(params["output_dir"], perf_csv=params["perf_csv"], perf_entry=params["perf_entry"],
-                          summary=params["summary_output"], history_db=params["history_db"],
-                          html_report=params["html_report"])
-    if params["mode"] == "report" and not paths.html_report:
-        paths.html_report = os.path.splitext(paths.perf_csv)[0] + ".html"
-    if paths.html_report and not HAS_JINJA2:
-        module.fail_json(msg=missing_required_lib("jinja2"), exception=str(JINJA2_IMPORT_ERROR))
-    try:
-        if params["mode"] == "report":
-            changed = write_html_report(paths.perf_csv, paths.html_report, check_mode=module.check_mode)
-            module.exit_json(changed=changed, perf_csv=paths.perf_csv, html_report=paths.html_report)
-        result = collect(params["records"], paths, build_records=params["build_records"],
-                         plan=params["plan"], node_failures=params["node_failures"],
-                         context=params["context"], started=params["started"],
-                         check_mode=module.check_mode, html_renderer=write_html_report)
-    except MadError as err:
-        module.fail_json(**err.to_result())
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+def main():
+    run_body(AnsibleModule(**SPECS["perf_collect"]), "perf_collect")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,16 @@ def test_h100_node_reports_indices_as_devices_and_the_cuda_version():
     assert facts["gpus"][0]["memory_mib"] == 81559
 
 
+def test_h200_node_recorded_from_a_real_580_driver_reports_its_gpu():
+    facts = facts_of("h200_1gpu")  # outputs of a real H200 node, unedited
+    assert facts["problems"] == []
+    assert (facts["vendor"], facts["architecture"], facts["product"]) == ("NVIDIA", "H200", "NVIDIA H200")
+    assert (facts["count"], facts["devices"], facts["gpus"][0]["bus_id"]) == (1, ["0"], "0000:00:06.0")
+    assert (facts["driver_version"], facts["cuda_version"]) == ("580.159.04", "13.0")
+    assert facts["gpus"][0]["memory_mib"] == 143771
+    assert facts["can_run_gpu_models"] is True
+
+
 def test_a100_node_with_an_old_driver_names_the_architecture_a100():
     facts = facts_of("a100")
     assert (facts["count"], facts["architecture"], facts["cuda_version"]) == (8, "A100", "11.2")

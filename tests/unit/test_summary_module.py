@@ -11,29 +11,6 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.madengine.core.plugins.modules import perf_collect
 
-SOURCE = Path(perf_collect.__file__)
-
-
-def _spec() -> dict:
-    """The argument_spec literal handed to AnsibleModule in main()."""
-    for node in ast.walk(ast.parse(SOURCE.read_text())):
-        if isinstance(node, ast.keyword) and node.arg == "argument_spec":
-            return {kw.arg: {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-                    for kw in node.value.keywords for call in [kw.value]}
-    raise AssertionError("no argument_spec in perf_collect.main")
-
-
-def test_every_documented_option_matches_the_argument_spec():
-    documented = yaml.safe_load(perf_collect.DOCUMENTATION)["options"]
-    spec = _spec()
-    assert set(documented) == set(spec)
-    for name, option in documented.items():
-        assert option["type"] == spec[name]["type"], name
-        assert option.get("default") == spec[name].get("default"), name
-        assert option.get("aliases", []) == spec[name].get("aliases", []), name
-        assert option.get("choices") == spec[name].get("choices"), name
-
-
 def test_examples_and_return_are_valid_yaml():
     assert yaml.safe_load(perf_collect.EXAMPLES)
     assert set(yaml.safe_load(perf_collect.RETURN)) >= {"rows", "summary", "exit_code", "summary_file"}
