@@ -13,9 +13,13 @@ its worker process, which Ansible forks for this one task. Anything else -- a re
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
@@ -53,18 +57,25 @@ class ModuleAction(ActionBase):
                 and missing_library(self.MODULE) is None)
 
     def _run_in_process(self) -> dict:
-        spec = SPECS[self.MODULE]
-        validation, params = self.validate_argument_spec(
-            spec["argument_spec"], **{key: spec[key] for key in _VALIDATION_KEYS if key in spec})
         environment: dict = {}
         self._compute_environment_string(environment)
         saved = dict(os.environ)
+        # The task's environment first: option fallbacks read it, as they do in a module.
         os.environ.update({key: str(value) for key, value in environment.items()})
+        # What the body prints (a package's get_models_json.py may) is the module's stderr, not the
+        # worker's: kept with a failure, as Ansible keeps a failed module's stderr, dropped otherwise.
+        printed = io.StringIO()
         try:
-            result = call(self.MODULE, params, bool(self._task.check_mode))
+            validation = self._validate()
+            if validation.error_messages:
+                return remove_values(self._invalid(validation), validation._no_log_values)  # pylint: disable=protected-access
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                result = call(self.MODULE, validation.validated_parameters, bool(self._task.check_mode))
         finally:
             os.environ.clear()
             os.environ.update(saved)
+        if result.get("failed") and printed.getvalue():
+            result["module_stderr"] = printed.getvalue()
         result.setdefault("changed", False)
         warnings = list(validation._warnings) + list(result.pop("warnings", None) or [])  # pylint: disable=protected-access
         if warnings:
@@ -72,3 +83,16 @@ class ModuleAction(ActionBase):
                                   if isinstance(w, dict) else w for w in warnings]
         # Values of no_log parameters never leave in a result, as AnsibleModule ensures for modules.
         return remove_values(result, validation._no_log_values)  # pylint: disable=protected-access
+
+    def _validate(self):
+        spec = SPECS[self.MODULE]
+        validator = ArgumentSpecValidator(
+            spec["argument_spec"], **{key: spec[key] for key in _VALIDATION_KEYS if key in spec})
+        return validator.validate(dict(self._task.args))
+
+    def _invalid(self, validation) -> dict:
+        """The message AnsibleModule gives for the same arguments."""
+        msg = validation.errors.msg
+        if isinstance(validation.errors[0], UnsupportedError):
+            msg = f"Unsupported parameters for ({self._task.resolved_action or self.MODULE}) module: {msg}"
+        return {"failed": True, "msg": msg, "exit_code": 4, "error_kind": "invalid_input"}
