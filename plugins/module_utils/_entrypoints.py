@@ -12,6 +12,8 @@ result with ``failed`` and ``msg`` (never as an exception), so both callers repo
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from typing import Callable
 
 from ansible.module_utils.common.parameters import env_fallback
@@ -85,6 +87,7 @@ SPECS: dict = {
             live_output=dict(type="bool", default=False),
             keep_alive=dict(type="bool", default=False),
             data=dict(type="dict"),
+            fetch_log_to=dict(type="path"),
             credential_file=dict(type="path"),
             registry_username=dict(type="str"),
             registry_password=dict(type="str", no_log=True),
@@ -174,6 +177,8 @@ def _mad_discover(p: dict, check_mode: bool) -> dict:
                            context=plan["context"], registry=plan["registry"])
         plan["runs"] = nodes.pop("runs")
     return {"changed": False, "runs": plan["runs"], "context": plan["context"], "mad_dir": plan["mad_dir"],
+            "run_id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4),
+            "started": time.time(),
             "failed_builds": plan["failed_builds"], "registry": plan["registry"],
             "discover_warnings": plan["warnings"], "warnings": list(plan["warnings"]),
             "summary": [f"{run['model'].get('name')} -> {run['image']}"
@@ -182,7 +187,7 @@ def _mad_discover(p: dict, check_mode: bool) -> dict:
             **(nodes or {})}
 
 
-def _read_previous_manifest(path: str) -> dict | None:
+def read_previous_manifest(path: str) -> dict | None:
     """The manifest an earlier build wrote there, if it is one (anything else is replaced)."""
     from ansible_collections.madengine.core.plugins.module_utils._manifest import read_manifest
 
@@ -198,7 +203,7 @@ def _mad_build(p: dict, check_mode: bool) -> dict:
 
     previous = p["previous_manifest"]
     if previous is None and p["manifest_file"]:
-        previous = _read_previous_manifest(p["manifest_file"])
+        previous = read_previous_manifest(p["manifest_file"])
     outcome = build_images(
         p["mad_dir"], p["models"], p["context"], p["output_dir"], registry=p["registry"],
         credential_file=p["credential_file"], parallel=p["parallel"], clean_docker_cache=p["clean_docker_cache"],

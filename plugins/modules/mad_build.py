@@ -78,7 +78,10 @@ options:
       - Defaults to the one at O(manifest_file) when that exists.
     type: dict
   manifest_file:
-    description: When given, the manifest is written there atomically (also when some builds failed).
+    description:
+      - When given, the manifest is written there atomically (also when some builds failed), on
+        the controller. When the build host is another machine, the action plugin hands it the
+        manifest found there as O(previous_manifest) and writes the new one there itself.
     type: path
   docker_host:
     description: The engine to talk to, e.g. C(unix:///var/run/docker.sock). Defaults to C(DOCKER_HOST) or the local socket.

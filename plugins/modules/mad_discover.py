@@ -173,6 +173,17 @@ runs:
     - image: ci-dummy_dummy.ubuntu.amd
       build: {docker_image: ci-dummy_dummy.ubuntu.amd, registry_image: "localhost:5000/ci-dummy_dummy.ubuntu.amd"}
       model: {name: dummy, n_gpus: "1", scripts: scripts/dummy/run.sh}
+run_id:
+  description:
+    - With O(manifest_file), a name for the run this plan starts (UTC time and a random part); the nodes
+      keep their logs and logins for the run under it.
+  returned: when O(manifest_file) is given
+  type: str
+  sample: 20261128T184500Z-9f3a2c1d
+started:
+  description: With O(manifest_file), when the plan was made (epoch seconds), the start of the run for its summary.
+  returned: when O(manifest_file) is given
+  type: float
 failed_builds:
   description: With O(manifest_file), the builds the manifest records as failed (C({model, error})).
   returned: when O(manifest_file) is given

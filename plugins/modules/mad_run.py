@@ -76,6 +76,12 @@ options:
     description: Leave the container after the run; the result says how to enter it. The script then runs as an exec in a container that stays up.
     type: bool
     default: false
+  fetch_log_to:
+    description:
+      - A folder on the controller. When the node is another machine, the run log is copied
+        there right after the run (by the action plugin, over the task's connection); RV(log_file)
+        is then that copy and RV(node_log_file) the node's own. Ignored when the node is the controller.
+    type: path
   data:
     description:
       - The model's data source, when it has C(data) - C(home) (C(MAD_DATAHOME), default C(/data)),
@@ -150,8 +156,12 @@ reason:
   type: str
   sample: timeout after 600 s
 log_file:
-  description: The run log.
+  description: The run log (on the controller when O(fetch_log_to) copied it there).
   returned: always
+  type: str
+node_log_file:
+  description: The run log on the node, when O(fetch_log_to) copied it to the controller.
+  returned: when the log was copied
   type: str
 test_duration:
   description: Seconds from the container's start to the script's end.

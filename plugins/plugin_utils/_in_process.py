@@ -42,9 +42,20 @@ class ModuleAction(ActionBase):
         if self.runs_in_process(task_vars or {}):
             return merge_hash(result, self._run_in_process())
         wrap_async = self._task.async_val and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+        module_args = self.module_args(dict(self._task.args))
+        result = merge_hash(result, self._execute_module(module_args=module_args, task_vars=task_vars,
+                                                         wrap_async=wrap_async))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+            result = self.after_module(result)
+        return result
+
+    def module_args(self, args: dict) -> dict:
+        """The arguments the module gets on the target (a plugin keeps the controller's part)."""
+        return args
+
+    def after_module(self, result: dict) -> dict:
+        """The controller's part of the task once the module returned from the target."""
         return result
 
     def runs_in_process(self, task_vars: dict) -> bool:

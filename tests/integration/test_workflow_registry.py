@@ -114,7 +114,8 @@ def test_the_run_summary_records_the_digest_that_ran(pushed):
 
 
 def test_the_password_is_in_no_file_and_no_process_argv(pushed, registry):
-    assert pushed.watch.polls > 10 and pushed.watch.files_seen, "the watch saw nothing of the runs"
+    # Several looks while the runs went on, one of them inside a runner's private data dir.
+    assert pushed.watch.polls >= 3 and pushed.watch.files_seen, "the watch saw nothing of the runs"
     assert any("madengine-runner-" in path for path, _size, _mtime in pushed.watch.files_seen)
     assert pushed.watch.hits_of(registry["password"]) == []
     written = files_holding(registry["password"], pushed.build_out, pushed.run_out, pushed.pkg.root,

@@ -200,7 +200,7 @@ def test_runner_ansible_runs_a_users_playbook_a_node_down_and_a_node_without_doc
         assert results[(down.name, model)]["error_message"].startswith("node unreachable")
         # the same clear reason for every model of the node, though only the first one tried
         assert "docker" in results[(no_sdk.name, model)]["error_message"]
-        assert "required Python library" in results[(no_sdk.name, model)]["error_message"]
+        assert "python3 -m pip install docker" in results[(no_sdk.name, model)]["error_message"]
 
 
 @pytest.mark.parametrize("command", [["run"], ["runner", "ssh"]])
