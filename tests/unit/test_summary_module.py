@@ -1,15 +1,14 @@
 """The perf_collect module's edge: documented options match its argument_spec; errors are one message."""
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.madengine.core.plugins.modules import perf_collect
+
 
 def test_examples_and_return_are_valid_yaml():
     assert yaml.safe_load(perf_collect.EXAMPLES)
