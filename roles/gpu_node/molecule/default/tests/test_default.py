@@ -78,9 +78,10 @@ def test_node_gets_only_the_files_its_runs_need(host, by_model):
 @pytest.mark.parametrize("model, text", [("mol_gpu_node_ok", "performance: 42.5 samples_per_second"),
                                          ("mol_gpu_node_fail", "giving up")])
 def test_run_log_is_kept_on_the_node_and_fetched_to_the_controller(host, by_model, model, text):
-    on_node = host.file(by_model[model]["log_file"])
+    on_node = host.file(by_model[model]["node_log_file"])
     assert on_node.is_file and text in on_node.content_string
     fetched = OUTPUT_DIR / "nodes" / host.backend.get_hostname() / Path(on_node.path).name
+    assert by_model[model]["log_file"] == str(fetched)  # the result names the controller's copy
     assert fetched.is_file(), f"no copy of {on_node.path} on the controller at {fetched}"
     assert fetched.read_text() == on_node.content_string
 
