@@ -6,8 +6,10 @@
 :class:`RunPlan` (skip or fail reasons, a :class:`ContainerSpec`, the log path, the
 timeout). :func:`execute` talks to the engine with as few round trips as it can:
 inspect the image, create, copy the scripts in (``put_archive``), attach, start, stream,
-wait, fetch the multiple_results CSV, remove. :func:`run_model` does both and returns the
-run record of docs/contracts.md.
+wait, fetch the multiple_results CSV, remove. With the context's pre/post scripts (or
+keep_alive) the container idles and each step runs as an exec, in order, under one deadline
+(see ``_hooks`` for what the steps are). :func:`run_model` does both and returns the run
+record of docs/contracts.md.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.madengine.core.plugins.module_utils._credentials import (
     build_args_for_model, credential_for_registry, load_credentials, scrub, secret_values)
@@ -37,6 +39,7 @@ from ansible_collections.madengine.core.plugins.module_utils._errors import (
     InvalidInputError, RunError)
 from ansible_collections.madengine.core.plugins.module_utils._gpu import (
     docker_device_options, select_devices, visibility_env)
+from ansible_collections.madengine.core.plugins.module_utils._hooks import Hooks, Step, plan_hooks
 from ansible_collections.madengine.core.plugins.module_utils._perf import (
     FAILURE, SKIPPED, SUCCESS, ErrorScan, LogScanner, error_scan_config,
     parse_multiple_results, perf_row, run_status, summarize_rows, to_number)
@@ -167,6 +170,8 @@ class RunPlan:
     pull_digest: Optional[str] = None
     expected_id: Optional[str] = None  # the image id the build recorded (manifest image_id)
     secrets: List[str] = field(default_factory=list)
+    mad_dir: str = "."
+    hooks: Hooks = field(default_factory=Hooks)  # pre/post scripts, tools, encapsulate_script
 
 
 def sanitize(name: str) -> str:
@@ -302,7 +307,8 @@ def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Di
                    errors=error_scan_config(context, model),
                    pull_ref=build.get("registry_image") or None,
                    pull_digest=build.get("registry_digest") or None,
-                   expected_id=build.get("image_id") or None)
+                   expected_id=build.get("image_id") or None, mad_dir=mad_dir,
+                   hooks=plan_hooks(mad_dir, context))
 
     for skip in str(model.get("skip_gpu_arch") or "").split(","):
         if arch_matches(skip, arch):
@@ -324,6 +330,7 @@ def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Di
         plan.secrets = secret_values({"cred": {k.split("_", 1)[-1].lower(): v
                                                for k, v in cred_env.items()}})
     script_dir, argv = script_command(str(model.get("scripts") or ""), args, where)
+    argv = plan.hooks.wrapper + argv  # tool cmds and encapsulate_script, outermost first
     if not model.get("scripts"):
         plan.fail_reason = f"model {name} has no scripts to run"
     else:
@@ -378,6 +385,7 @@ def _container_spec(plan: RunPlan, opts: RunOptions, argv: List[str], context: D
         env.update({str(k): str(v) for k, v in (data.get("env") or {}).items()})
     env.update(visibility_env(gpu, chosen))
     env.update(cred_env)
+    env.update(plan.hooks.env)  # as upstream: after the data and cred variables, before docker_env_vars
     env.update({str(k): str(v) for k, v in (context.get("docker_env_vars") or {}).items()})
     env.update(opts.environment)
     binds += [f"{host}:{cont}" for cont, host in (context.get("docker_mounts") or {}).items()]
@@ -420,37 +428,54 @@ class Outcome:
     scanner: LogScanner = field(default_factory=LogScanner)
     started: bool = False
     kept: bool = False
+    post_failures: List[str] = field(default_factory=list)  # post_scripts that exited non-zero
+    timeout_step: Optional[str] = None  # the pre/post script the timeout stopped, if not the model
 
 
-def _tar_scripts(script_dir: str, run_dir_arc: str, parents: List[str]) -> IO[bytes]:
+def _owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode |= 0o777 if info.isdir() else 0o666
+    return info
+
+
+def _tar_scripts(script_dir: str, run_dir_arc: str,
+                 extra: Sequence[Tuple[str, str]] = ()) -> IO[bytes]:
     """The script folder as a tar (built in memory, spilling to disk when large).
 
     Links are followed and everything made read-write for all, as ``cp -L`` + ``chmod
-    a+rw`` do upstream; ``parents`` are missing directories to create on the way.
+    a+rw`` do upstream; missing directories on the way are created, read-write for all
+    too. ``extra`` holds (host path, path in the archive) pairs: the hooks' package files.
     """
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # type: ignore
     now = time.time()
-
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        info.mode |= 0o777 if info.isdir() else 0o666
-        return info
+    made: set = set()
 
     with tarfile.open(fileobj=spool, mode="w", dereference=True) as tar:
-        for parent in parents + [run_dir_arc]:
-            info = tarfile.TarInfo(parent)
+        def folder(arc: str) -> None:
+            if not arc or arc in made:
+                return
+            folder(posixpath.dirname(arc))
+            info = tarfile.TarInfo(arc)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o777, now
-            tar.addfile(owned(info))
+            tar.addfile(_owned(info))
+            made.add(arc)
+
+        folder(run_dir_arc)
+        for source, arcname in extra:
+            folder(posixpath.dirname(arcname))
+            tar.add(source, arcname=arcname, filter=_owned)
         for entry in sorted(os.listdir(script_dir)):
             tar.add(os.path.join(script_dir, entry), arcname=f"{run_dir_arc}/{entry}",
-                    filter=owned)
+                    filter=_owned)
     spool.seek(0)
     return spool
 
 
 def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
-    """One ``put_archive`` into the deepest existing directory above the run directory."""
+    """One ``put_archive`` into the deepest existing directory above the run directory:
+    the model's scripts into the run directory, the hooks' package files (scripts/common,
+    pre/post scripts) into the workspace above it, at their package paths."""
     run_dir = plan.run_dir
     candidates = ["/"] if plan.workspace_is_default else []
     if not candidates:
@@ -461,10 +486,11 @@ def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
         candidates.append("/")
     for target in candidates:
         rel = posixpath.relpath(run_dir, target)
-        parts = rel.split("/")
-        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        workspace = posixpath.dirname(rel)
+        extra = [(os.path.join(plan.mad_dir, f), posixpath.join(workspace, f) if workspace else f)
+                 for f in plan.hooks.files]
         try:
-            archive = _tar_scripts(str(plan.script_dir), rel, parents)
+            archive = _tar_scripts(str(plan.script_dir), rel, extra)
         except OSError as exc:  # a broken link, a file we may not read
             raise RunError(f"cannot copy the scripts of {plan.model['name']}: {exc}") from None
         try:
@@ -474,6 +500,19 @@ def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
             continue
         finally:
             archive.close()
+
+
+def _put_step_script(api: Any, cid: str, plan: RunPlan, step: Step) -> None:
+    """The pre/post script into the run directory just before it runs, as upstream's
+    ``cp`` does (a pre and a post script may share a name, e.g. trace.sh)."""
+    buf = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
+            tar.add(os.path.join(plan.mad_dir, step.path), arcname=step.name, filter=_owned)
+    except OSError as exc:
+        raise RunError(f"cannot copy {step.kind} {step.path}: {exc}") from None
+    buf.seek(0)
+    api.put_archive(cid, plan.run_dir, buf)
 
 
 def _raw_socket(sock: Any) -> Any:
@@ -577,21 +616,25 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
         try:
             out.image_digest = _image_digest(client, plan, registry_auth)
             kwargs = plan.spec.create_kwargs(api)
-            if plan.keep_alive:  # the model runs as an exec, so the container outlives it
+            stepwise = plan.keep_alive or plan.hooks.has_steps
+            if stepwise:  # the model (and its pre/post scripts) run as execs in a container that stays up
                 kwargs["entrypoint"], kwargs["command"] = ["sleep", "infinity"], None
             cid = api.create_container(**kwargs)["Id"]
             _copy_scripts(api, cid, plan)
             log.write(f"madengine: {plan.model['name']} in container {plan.container_name} "
                       f"(image {plan.image})\n".encode())
             log.flush()
-            if plan.keep_alive:
-                _run_exec(api, cid, plan, log, echo, out)
+            if stepwise:
+                _run_steps(api, cid, plan, log, echo, out)
             else:
                 _run_main(api, cid, plan, log, echo, out)
             out.ran = True
             if plan.timeout and out.timed_out:
-                log.write(f"\nmadengine: killed at the timeout after {plan.timeout} s\n".encode())
-            if plan.multiple_results and out.exit_code == 0 and not out.timed_out:
+                during = f" during {out.timeout_step}" if out.timeout_step else ""
+                log.write(f"\nmadengine: killed at the timeout after {plan.timeout} s{during}\n".encode())
+            for problem in out.post_failures:
+                log.write(f"madengine: {problem}\n".encode())
+            if plan.multiple_results and out.exit_code == 0 and not out.timed_out and not out.failure:
                 out.csv_text, out.csv_problem = _read_csv(api, cid, plan)
         except RunError as exc:
             out.failure = exc.message
@@ -617,12 +660,14 @@ class _Deadline:
 
     def __init__(self, seconds: Optional[int], kill: Any) -> None:
         self.fired = False
+        self.triggered = False  # set before the kill: what follows must not start
         self._kill = kill
         self._timer = threading.Timer(seconds, self._fire) if seconds else None
         if self._timer is not None:
             self._timer.daemon = True
 
     def _fire(self) -> None:
+        self.triggered = True
         try:
             self._kill()
             self.fired = True
@@ -653,35 +698,109 @@ def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[
     out.timed_out = deadline.fired
 
 
-def _run_exec(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
-              out: Outcome) -> None:
+def _exec(api: Any, cid: str, plan: RunPlan, argv: List[str], log: IO[bytes],
+          echo: Optional[IO[bytes]], out: Outcome, deadline: _Deadline) -> Optional[int]:
+    """Run ``argv`` in the run directory, its output into the log; its exit code (None:
+    stopped by the deadline before it could start or report)."""
+    spec = plan.spec
+    try:
+        exec_id = api.exec_create(cid, argv, workdir=plan.run_dir,
+                                  user=(spec.user if spec else None) or "")["Id"]
+        sock = _raw_socket(api.exec_start(exec_id, socket=True))
+    except APIError:
+        if deadline.triggered:  # the container was killed under us
+            return None
+        raise
+    _stream(sock, log, echo, out.scanner)
+    try:
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except APIError:
+        if deadline.triggered:
+            return None
+        raise
+    return int(code) if code is not None else None
+
+
+def _run_step(api: Any, cid: str, plan: RunPlan, step: Step, log: IO[bytes],
+              echo: Optional[IO[bytes]], out: Outcome, deadline: _Deadline) -> Optional[int]:
+    log.write(f"madengine: {step.describe()}\n".encode())
+    log.flush()
+    try:
+        _put_step_script(api, cid, plan, step)
+    except APIError:
+        if deadline.triggered:
+            return None
+        raise
+    return _exec(api, cid, plan, step.argv, log, echo, out, deadline)
+
+
+def _run_steps(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
+               out: Outcome) -> None:
+    """pre_scripts, the model, post_scripts: one exec each, under one deadline.
+
+    A failing pre_script stops the run before the model. post_scripts run after the
+    model whatever its exit status (they clean up after tools) and each runs even when
+    another failed; only the timeout stops them.
+    """
     spec = plan.spec
     if spec is None:
         raise RunError("nothing to run")
     api.start(cid)
     out.started = True
-    exec_id = api.exec_create(cid, (spec.entrypoint or []) + spec.command,
-                              workdir=plan.run_dir, user=spec.user or "")["Id"]
-    start = time.monotonic()
-    sock = _raw_socket(api.exec_start(exec_id, socket=True))
 
-    def kill_model() -> None:
+    def kill_processes() -> None:
         # every process but the container's init, so the container stays for a look inside
         killer = api.exec_create(cid, ["sh", "-c", "kill -9 -1"])["Id"]
         api.exec_start(killer)
 
-    with _Deadline(plan.timeout, kill_model) as deadline:
-        _stream(sock, log, echo, out.scanner)
-        out.test_duration = time.monotonic() - start
+    kill = kill_processes if plan.keep_alive else (lambda: api.kill(cid))
+    with _Deadline(plan.timeout, kill) as deadline:
+        model_runs = True
+        for step in plan.hooks.pre:
+            code = _run_step(api, cid, plan, step, log, echo, out, deadline)
+            if deadline.triggered:
+                out.timeout_step, model_runs = step.describe(), False
+                break
+            if code != 0:
+                out.failure = (f"{step.describe()} (from {step.origin}) exited with {code}; "
+                               "the model did not run")
+                model_runs = False
+                break
+        if model_runs:
+            argv = (spec.entrypoint or []) + spec.command
+            if plan.hooks.has_steps:
+                log.write(f"madengine: model: {shlex.join(argv)}\n".encode())
+                log.flush()
+            start = time.monotonic()
+            out.exit_code = _exec(api, cid, plan, argv, log, echo, out, deadline)
+            out.test_duration = time.monotonic() - start
+            for step in plan.hooks.post if not deadline.triggered else []:
+                code = _run_step(api, cid, plan, step, log, echo, out, deadline)
+                if deadline.triggered:
+                    out.timeout_step = step.describe()
+                    break
+                if code != 0:
+                    out.post_failures.append(f"{step.describe()} (from {step.origin}) exited with {code}")
     out.timed_out = deadline.fired
-    code = api.exec_inspect(exec_id).get("ExitCode")
-    out.exit_code = int(code) if code is not None else None
 
 
 # --------------------------------------------------------------------------- record
 
 def build_records(plan: RunPlan, out: Optional[Outcome]) -> Tuple[List[Dict[str, Any]], str, str]:
     """(records, status, reason) from a plan and what happened."""
+    records, status, reason = _records(plan, out)
+    if out is not None and out.post_failures:
+        # a failed cleanup fails the run, as upstream, but the model's own verdict stays in the reason
+        post = "; ".join(out.post_failures)
+        for record in records:
+            own = record.get("reason") or ""
+            record.update(status=FAILURE, reason=f"{own}; {post}" if own else
+                          f"{post} (the model itself succeeded)")
+        status, reason = summarize_rows(records)
+    return records, status, reason
+
+
+def _records(plan: RunPlan, out: Optional[Outcome]) -> Tuple[List[Dict[str, Any]], str, str]:
     base = dict(plan.base_row, reason="", image_digest=out.image_digest if out else "")
     if plan.skip_reason:
         return [perf_row(base, status=SKIPPED, reason=plan.skip_reason)], SKIPPED, plan.skip_reason
@@ -694,6 +813,8 @@ def build_records(plan: RunPlan, out: Optional[Outcome]) -> Tuple[List[Dict[str,
     status, reason = run_status(out.exit_code, out.timed_out, plan.timeout,
                                 has_perf or bool(plan.multiple_results),
                                 scanner.error_pattern, scanner.error_line)
+    if out.timed_out and out.timeout_step:
+        reason += f" (during {out.timeout_step})"
     if status != SUCCESS or not plan.multiple_results:
         values = {"performance": scanner.performance or "", "metric": scanner.metric or ""}
         return [perf_row(base, status=status, reason=reason, **values)], status, reason

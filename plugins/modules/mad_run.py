@@ -18,8 +18,26 @@ description:
     and group C(video); NVIDIA a device request), the C(MAD_*) variables of MAD-FORMAT
     section 4, the context's C(docker_env_vars) and C(docker_mounts), and the model's
     C(additional_docker_run_options) (validated; an unknown option fails the task).
+  - The context's C(pre_scripts) and C(post_scripts) (C([{path, args}]), paths in the MAD
+    package) run around the model, each copied into the run directory and run there with
+    bash and its args (split like a shell, never through a shell). C(tools) entries
+    (C([{name, cmd?, env_vars?}])) pick tools of the package's C(scripts/common/tools.json).
+    As upstream, each tool's pre_scripts go first, its post_scripts last, its C(cmd) in front
+    of the model's command (the last tool listed is the outermost), then
+    C(encapsulate_script); a tool entry's C(cmd) replaces the catalogue's and its
+    C(env_vars) are merged over the catalogue's; tool variables reach the container
+    (C(docker_env_vars) win over them). C(cmd) and C(encapsulate_script) are argv prefixes,
+    so shell operators in them are refused. C(scripts/common) and pre/post scripts outside it
+    are copied into the workspace at their package paths (C(../scripts/common/...) from the
+    run directory). A missing script or unknown tool fails the task before any container starts.
+  - With pre/post scripts, each step runs as an exec in the container, output into the same
+    log. A failing pre_script stops the run (FAILURE naming the script and its exit code;
+    the model does not run). post_scripts run after the model whatever its exit status; one
+    that fails makes the run a FAILURE and is added to the reason after the model's own.
   - Output streams to C(<model>_<dockerfile>.run.live.log) in O(output_dir). At the timeout
-    the container is killed and the model is a FAILURE with reason C(timeout after N s).
+    (which covers pre_scripts, model and post_scripts together) the container is killed and
+    the model is a FAILURE with reason C(timeout after N s) (plus C(during <script>) when a
+    pre/post script was running).
   - The status is SUCCESS when the script exits 0, a performance was found (the
     C(performance:) line, or every row of the C(multiple_results) CSV) and no error signature
     is in the log (C(log_error_patterns), C(log_error_benign_patterns), C(log_error_pattern_scan)
