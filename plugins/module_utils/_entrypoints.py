@@ -20,6 +20,14 @@ from ansible.module_utils.common.parameters import env_fallback
 
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError, MadError
 
+# How mad_build and mad_run reach the engine and log in to a registry.
+_ENGINE_LOGIN = dict(
+    credential_file=dict(type="path"),
+    registry_username=dict(type="str"),
+    registry_password=dict(type="str", no_log=True),
+    docker_host=dict(type="str"),
+)
+
 SPECS: dict = {
     "gpu_facts": dict(
         argument_spec=dict(
@@ -59,9 +67,7 @@ SPECS: dict = {
             context=dict(type="dict", default={}),
             output_dir=dict(type="path"),
             registry=dict(type="str"),
-            credential_file=dict(type="path"),
-            registry_username=dict(type="str"),
-            registry_password=dict(type="str", no_log=True),
+            **_ENGINE_LOGIN,
             registry_repository=dict(type="str"),
             parallel=dict(type="int", default=0),
             clean_docker_cache=dict(type="bool", default=False),
@@ -69,7 +75,6 @@ SPECS: dict = {
             gpu_architecture=dict(type="str"),
             manifest_file=dict(type="path"),
             previous_manifest=dict(type="dict"),
-            docker_host=dict(type="str"),
         ),
         required_by={"registry_password": "registry_username"},
         supports_check_mode=True,
@@ -88,10 +93,7 @@ SPECS: dict = {
             keep_alive=dict(type="bool", default=False),
             data=dict(type="dict"),
             fetch_log_to=dict(type="path"),
-            credential_file=dict(type="path"),
-            registry_username=dict(type="str"),
-            registry_password=dict(type="str", no_log=True),
-            docker_host=dict(type="str"),
+            **_ENGINE_LOGIN,
         ),
         required_by={"registry_password": "registry_username"},
         supports_check_mode=True,
