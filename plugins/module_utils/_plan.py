@@ -267,7 +267,10 @@ def _script_folder(run: Mapping[str, Any]) -> Optional[str]:
 
 
 def _script_paths(entries: Any) -> List[str]:
-    return [str(e["path"]) for e in entries or [] if isinstance(e, Mapping) and e.get("path")]
+    """The folders of pre/post scripts: such a script may use what lies beside it (upstream's
+    run_rocenv_tool.sh copies its sibling rocEnvTool/ into the run directory)."""
+    return [posixpath.dirname(str(e["path"])) or str(e["path"])
+            for e in entries or [] if isinstance(e, Mapping) and e.get("path")]
 
 
 def node_files(mad_dir: str, runs: Sequence[Mapping[str, Any]], context: Optional[Mapping[str, Any]] = None) -> List[str]:

@@ -208,8 +208,9 @@ settled:
 node_files:
   description:
     - With O(nodes), the paths (relative to the package) a remote node needs - the script folders of
-      the runs, C(scripts/common/tools.json) with the pre/post scripts of the tools the context uses,
-      the context's pre/post scripts and C(data.json). Nothing else of the package travels.
+      the runs, C(scripts/common/tools.json) with the folders of the pre/post scripts of the tools the
+      context uses, the folders of the context's pre/post scripts (a script may use its siblings) and
+      C(data.json). Nothing else of the package travels.
   returned: when O(manifest_file) and O(nodes) are given
   type: list
   elements: str

@@ -119,10 +119,10 @@ def package(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_node_files_are_the_run_folders_the_used_tools_their_scripts_and_data_json(package):
+def test_node_files_are_the_run_folders_the_used_tools_their_script_folders_and_data_json(package):
     runs = [run("a"), {**run("b"), "model": {"name": "b", "scripts": "scripts/b"}}]
     files = node_files(str(package), runs, {"tools": [{"name": "rpd"}]})
-    assert files == ["data.json", "scripts/a", "scripts/b", "scripts/common/pre_scripts/trace.sh",
+    assert files == ["data.json", "scripts/a", "scripts/b", "scripts/common/pre_scripts",
                      "scripts/common/tools.json", "scripts/common/tools/trace.py"]
     assert node_files(str(package), [run("a")], {}) == ["data.json", "scripts/a"]
 
