@@ -9,6 +9,7 @@ from typing import Any, Iterable, List, Optional
 
 from ansible_collections.madengine.core.plugins.module_utils._context import build_context, load_file, merge, parse_inline, validate
 from ansible_collections.madengine.core.plugins.module_utils._dockerfiles import DockerfileFinder
+from ansible_collections.madengine.core.plugins.module_utils._hooks import plan_hooks
 from ansible_collections.madengine.core.plugins.module_utils._manifest import plan_runs, read_manifest
 from ansible_collections.madengine.core.plugins.module_utils._package import load_package, prepare, resolve
 from ansible_collections.madengine.core.plugins.module_utils._tags import select
@@ -34,6 +35,7 @@ def discover(mad_dir: Optional[str], tags: Iterable[str] = (), additional_contex
     mad_dir = mad_dir or os.getcwd()
     context, warnings = build_context(additional_context, _context_file(additional_context_file, mad_dir))
     package = load_package(mad_dir)
+    plan_hooks(package.mad_dir, context)  # a missing pre/post script or tool stops the run before any build
     picks = select(package.models, tags, package.mad_dir)
     prepare([package.models[index] for index, _args in picks], package.mad_dir)
     finder = DockerfileFinder(package.mad_dir, context)
@@ -72,6 +74,7 @@ def plan_from_manifest(manifest_file: str, tags: Iterable[str] = (), additional_
     raw = merge(recorded, load_file(_context_file(additional_context_file, mad_dir))
                 if additional_context_file else {})
     context, warnings = validate(merge(raw, parse_inline(additional_context)))
+    plan_hooks(mad_dir, context)
     runs = plan_runs(manifest)
     summary = manifest.get("summary") or {}
     failed = [f for f in summary.get("failed_builds") or [] if isinstance(f, dict) and f.get("model")]

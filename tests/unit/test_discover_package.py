@@ -303,3 +303,12 @@ def test_repeated_model_names_are_a_warning(tmp_path):
     mad = make_package(tmp_path, [{"name": "m"}], {"d": {"models.json": [{"name": "x"}]}})
     (mad / "models.json").write_text(json.dumps([{"name": "m"}, {"name": "m"}]))
     assert any("'m' appears more than once" in w for w in load_package(str(mad)).warnings)
+
+
+@pytest.mark.parametrize(("context", "named"), [
+    ({"pre_scripts": [{"path": "scripts/common/pre_scripts/absent.sh"}]}, "absent.sh"),
+    ({"tools": [{"name": "no_such_tool"}]}, "needs scripts/common/tools.json"),
+])
+def test_a_missing_pre_script_or_tool_stops_discovery_before_any_build(context, named):
+    with pytest.raises(InvalidInputError, match=named):
+        discover(str(PACKAGE), ["dummy"], context)
