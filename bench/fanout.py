@@ -11,7 +11,11 @@ For scale it also times a playbook of three ping tasks on the same nodes: here t
 containers on the controller's own CPUs, so every node's sshd, Python and model container
 compete with the controller, and that floor ratio bounds what any multi-node run can reach.
 
-    python bench/fanout.py [--sizes 1,4,16] [--warm 2] [--keep DIR]
+With --nodes-file, the nodes of that MAD node file are used instead of containers (its first
+1, 4, 16 nodes): a machine whose CPUs are not shared with the nodes shows the ratio the
+playbooks themselves give.
+
+    python bench/fanout.py [--sizes 1,4,16] [--warm 2] [--keep DIR] [--nodes-file nodes.json] [--base IMAGE]
 """
 from __future__ import annotations
 
@@ -39,18 +43,18 @@ def driver(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=False)
 
 
-def make_package(root: Path, name: str) -> None:
+def make_package(root: Path, name: str, base: str) -> None:
     (root / "docker").mkdir(parents=True)
     (root / "scripts" / "trivial").mkdir(parents=True)
-    (root / "docker" / "trivial.Dockerfile").write_text(f"FROM {BASE_IMAGE}\n")
+    (root / "docker" / "trivial.Dockerfile").write_text(f"FROM {base}\n")
     (root / "scripts" / "trivial" / "run.sh").write_text('echo "performance: 1 ops"\n')
     (root / "models.json").write_text(json.dumps([{
         "name": name, "dockerfile": "docker/trivial", "scripts": "scripts/trivial/run.sh", "n_gpus": "0",
         "tags": ["fanout"]}]))
 
 
-def node_file(cluster, count: int, path: Path) -> Path:
-    path.write_text(json.dumps({"nodes": [n.entry for n in cluster.nodes[:count]]}, indent=1))
+def node_file(entries: list, count: int, path: Path) -> Path:
+    path.write_text(json.dumps({"nodes": entries[:count]}, indent=1))
     return path
 
 
@@ -89,7 +93,8 @@ def floor_run(work: Path, inventory: Path, env: dict, count: int) -> float:
     plain = work / f"floor-{count}.json"
     plain.write_text(json.dumps({"gpu_nodes": {"hosts": hosts}}))
     began = time.monotonic()
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(plain), str(playbook),
+    ansible_playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    done = subprocess.run([ansible_playbook, "-i", str(plain), str(playbook),
                            "--forks", str(max(5, count))], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"the floor playbook failed on {count} node(s):\n{done.stdout[-2000:]}")
@@ -101,12 +106,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4,16", help="node counts, comma-separated")
     parser.add_argument("--warm", type=int, default=2, help="warm runs per size (the best one counts)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--nodes-file", type=Path, help="a MAD node file of nodes to use instead of containers")
+    parser.add_argument("--base", default=BASE_IMAGE, help="the image the trivial model's image is built FROM")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     import docker
-
-    from nodes import NodeCluster, build_node_image
 
     client = docker.from_env()
     work = args.keep or Path(tempfile.mkdtemp(prefix="madengine-fanout-"))
@@ -115,20 +120,29 @@ def main() -> None:
     package, manifest = work / "package", work / "build_manifest.json"
     cluster = None
     try:
-        make_package(package, name)
+        make_package(package, name, args.base)
         built = driver("build", "--mad-dir", str(package), "--tags", "fanout", "--manifest-output", str(manifest),
                        cwd=work, env=dict(os.environ))
         if built.returncode != 0:
             sys.exit(f"build failed:\n{built.stderr[-3000:]}")
-        began = time.monotonic()
-        (work / "nodes").mkdir(exist_ok=True)
-        cluster = NodeCluster(client, build_node_image(client, BASE_IMAGE), work / "nodes", max(sizes))
-        print(f"{max(sizes)} nodes up in {time.monotonic() - began:.1f} s; machine has {os.cpu_count()} CPUs, "
-              f"load {os.getloadavg()[0]:.1f}")
-        env = dict(cluster.env)
+        if args.nodes_file:
+            entries = json.loads(args.nodes_file.read_text())["nodes"]
+            if len(entries) < max(sizes):
+                sys.exit(f"{args.nodes_file} has {len(entries)} nodes; --sizes asks for {max(sizes)}")
+            env = dict(os.environ)
+        else:
+            from nodes import NodeCluster, build_node_image
+
+            began = time.monotonic()
+            (work / "nodes").mkdir(exist_ok=True)
+            cluster = NodeCluster(client, build_node_image(client, BASE_IMAGE), work / "nodes", max(sizes))
+            entries = [n.entry for n in cluster.nodes]
+            print(f"{max(sizes)} nodes up in {time.monotonic() - began:.1f} s")
+            env = dict(cluster.env)
+        print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
         results = {}
         for count in sizes:
-            inventory = node_file(cluster, count, work / f"nodes-{count}.json")
+            inventory = node_file(entries, count, work / f"nodes-{count}.json")
             cold = timed_run(work, inventory, manifest, package, env, count)
             warm = [timed_run(work, inventory, manifest, package, env, count) for _ in range(args.warm)]
             floor = min(floor_run(work, inventory, env, count) for _ in range(max(1, args.warm)))
