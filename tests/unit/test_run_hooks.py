@@ -64,8 +64,8 @@ def test_tools_wrap_inside_out_the_last_tool_is_outermost_as_upstream(mad):
 
 
 def test_a_context_tool_entry_overrides_the_catalogues_cmd_and_merges_its_env_vars(mad):
-    hooks = plan_hooks(str(mad), {"tools": [{"name": "wrap", "cmd": "strace -f --",
-                                              "env_vars": {"WRAP_MODE": "context", "NEW": 2}}]})
+    tool = {"name": "wrap", "cmd": "strace -f --", "env_vars": {"WRAP_MODE": "context", "NEW": 2}}
+    hooks = plan_hooks(str(mad), {"tools": [tool]})
     assert hooks.wrapper == ["strace", "-f", "--"]
     assert hooks.env == {"WRAP_MODE": "context", "WRAP_KEEP": "kept", "NEW": "2"}
     assert plan_hooks(str(mad), {"tools": [{"name": "wrap", "cmd": ""}]}).wrapper == []
@@ -182,13 +182,13 @@ def test_a_failed_post_script_fails_a_successful_model_and_says_so(mad):
 
 
 def test_a_failed_post_script_keeps_the_models_own_failure_first(mad):
-    _records, status, reason = _plan_with(mad, {"exit_code": 2, "post_failures": ["post_script x.sh exited with 5",
-                                                                                   "post_script y.sh exited with 1"]})
+    failures = ["post_script x.sh exited with 5", "post_script y.sh exited with 1"]
+    _records, status, reason = _plan_with(mad, {"exit_code": 2, "post_failures": failures})
     assert (status, reason) == (FAILURE, "exit code 2; post_script x.sh exited with 5; post_script y.sh exited with 1")
     assert _plan_with(mad, {})[1:] == (SUCCESS, "")
 
 
 def test_a_timeout_in_a_pre_or_post_script_says_which(mad):
-    _records, status, reason = _plan_with(mad, {"exit_code": None, "timed_out": True,
-                                                 "timeout_step": "post_script scripts/common/sleep.sh 5"})
+    outcome = {"exit_code": None, "timed_out": True, "timeout_step": "post_script scripts/common/sleep.sh 5"}
+    _records, status, reason = _plan_with(mad, outcome)
     assert (status, reason) == (FAILURE, "timeout after 7200 s (during post_script scripts/common/sleep.sh 5)")
