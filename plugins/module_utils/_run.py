@@ -8,8 +8,9 @@ timeout). :func:`execute` talks to the engine with as few round trips as it can:
 inspect the image, create, copy the scripts in (``put_archive``), attach, start, stream,
 wait, fetch the multiple_results CSV, remove. With the context's pre/post scripts (or
 keep_alive) the container idles and each step runs as an exec, in order, under one deadline
-(see ``_hooks`` for what the steps are). :func:`run_model` does both and returns the run
-record of docs/contracts.md.
+(see ``_hooks`` for what the steps are). A model with a ``url`` is cloned on the node first
+(``_repo``, under the same deadline) and the tree goes into the container with the scripts.
+:func:`run_model` does both and returns the run record of docs/contracts.md.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import posixpath
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import tarfile
@@ -45,6 +47,8 @@ from ansible_collections.madengine.core.plugins.module_utils._perf import (
     parse_multiple_results, perf_row, run_status, summarize_rows, to_number)
 from ansible_collections.madengine.core.plugins.module_utils._registry import (
     auth_config, pull_image, split_image_ref)
+from ansible_collections.madengine.core.plugins.module_utils._repo import (
+    CloneTimeout, RepoPlan, clone, plan_repo)
 
 try:
     from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -172,6 +176,7 @@ class RunPlan:
     secrets: List[str] = field(default_factory=list)
     mad_dir: str = "."
     hooks: Hooks = field(default_factory=Hooks)  # pre/post scripts, tools, encapsulate_script
+    repo: Optional[RepoPlan] = None  # the model's url: cloned as the run directory
 
 
 def sanitize(name: str) -> str:
@@ -329,6 +334,9 @@ def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Di
         cred_env = build_args_for_model(model, credentials or {}, "credential.json")
         plan.secrets = secret_values({"cred": {k.split("_", 1)[-1].lower(): v
                                                for k, v in cred_env.items()}})
+    plan.repo = plan_repo(model, credentials, where)
+    if plan.repo is not None:
+        plan.secrets = sorted(set(plan.secrets + plan.repo.secrets), key=len, reverse=True)
     script_dir, argv = script_command(str(model.get("scripts") or ""), args, where)
     argv = plan.hooks.wrapper + argv  # tool cmds and encapsulate_script, outermost first
     if not model.get("scripts"):
@@ -345,7 +353,8 @@ def plan_run(mad_dir: str, model: Dict[str, Any], image: str, build: Optional[Di
     if not workspace.startswith("/"):
         raise InvalidInputError(f"-w/--workdir {workspace!r} must be an absolute path", where)
     plan.workspace_is_default = opts.working_dir is None
-    plan.run_dir = posixpath.join(workspace, RUN_DIR_NAME)
+    # as upstream: a cloned repository is the run directory, under its own name
+    plan.run_dir = posixpath.join(workspace, plan.repo.name if plan.repo else RUN_DIR_NAME)
     plan.spec = _container_spec(plan, opts, argv, context, gpu, arch, chosen, data, cred_env)
     return plan
 
@@ -430,6 +439,7 @@ class Outcome:
     kept: bool = False
     post_failures: List[str] = field(default_factory=list)  # post_scripts that exited non-zero
     timeout_step: Optional[str] = None  # the pre/post script the timeout stopped, if not the model
+    tree: Optional[str] = None  # the model's cloned repository on this node
 
 
 def _owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -440,12 +450,15 @@ def _owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def _tar_scripts(script_dir: str, run_dir_arc: str,
-                 extra: Sequence[Tuple[str, str]] = ()) -> IO[bytes]:
+                 extra: Sequence[Tuple[str, str]] = (), tree: Optional[str] = None) -> IO[bytes]:
     """The script folder as a tar (built in memory, spilling to disk when large).
 
     Links are followed and everything made read-write for all, as ``cp -L`` + ``chmod
     a+rw`` do upstream; missing directories on the way are created, read-write for all
     too. ``extra`` holds (host path, path in the archive) pairs: the hooks' package files.
+    ``tree`` (a cloned repository) comes first, its links kept as links; the scripts come
+    after it, so the engine's extraction lets them replace its files and merge into its
+    folders, as upstream's ``cp -R <scripts>/. <repo>/``.
     """
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # type: ignore
     now = time.time()
@@ -465,6 +478,11 @@ def _tar_scripts(script_dir: str, run_dir_arc: str,
         for source, arcname in extra:
             folder(posixpath.dirname(arcname))
             tar.add(source, arcname=arcname, filter=_owned)
+        if tree is not None:
+            tar.dereference = False  # a link in the repository must not copy a node's file
+            for entry in sorted(os.listdir(tree)):
+                tar.add(os.path.join(tree, entry), arcname=f"{run_dir_arc}/{entry}", filter=_owned)
+            tar.dereference = True
         for entry in sorted(os.listdir(script_dir)):
             tar.add(os.path.join(script_dir, entry), arcname=f"{run_dir_arc}/{entry}",
                     filter=_owned)
@@ -472,7 +490,7 @@ def _tar_scripts(script_dir: str, run_dir_arc: str,
     return spool
 
 
-def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
+def _copy_scripts(api: Any, cid: str, plan: RunPlan, tree: Optional[str] = None) -> None:
     """One ``put_archive`` into the deepest existing directory above the run directory:
     the model's scripts into the run directory, the hooks' package files (scripts/common,
     pre/post scripts) into the workspace above it, at their package paths."""
@@ -490,7 +508,7 @@ def _copy_scripts(api: Any, cid: str, plan: RunPlan) -> None:
         extra = [(os.path.join(plan.mad_dir, f), posixpath.join(workspace, f) if workspace else f)
                  for f in plan.hooks.files]
         try:
-            archive = _tar_scripts(str(plan.script_dir), rel, extra)
+            archive = _tar_scripts(str(plan.script_dir), rel, extra, tree)
         except OSError as exc:  # a broken link, a file we may not read
             raise RunError(f"cannot copy the scripts of {plan.model['name']}: {exc}") from None
         try:
@@ -613,22 +631,31 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
     Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
     with open(plan.log_file, "wb") as log:
         cid = None
+        clone_parent = None
         try:
             out.image_digest = _image_digest(client, plan, registry_auth)
-            kwargs = plan.spec.create_kwargs(api)
-            stepwise = plan.keep_alive or plan.hooks.has_steps
-            if stepwise:  # the model (and its pre/post scripts) run as execs in a container that stays up
-                kwargs["entrypoint"], kwargs["command"] = ["sleep", "infinity"], None
-            cid = api.create_container(**kwargs)["Id"]
-            _copy_scripts(api, cid, plan)
-            log.write(f"madengine: {plan.model['name']} in container {plan.container_name} "
-                      f"(image {plan.image})\n".encode())
-            log.flush()
-            if stepwise:
-                _run_steps(api, cid, plan, log, echo, out)
-            else:
-                _run_main(api, cid, plan, log, echo, out)
-            out.ran = True
+            # one deadline from here: the clone is part of the run
+            deadline = time.monotonic() + plan.timeout if plan.timeout else None
+            if plan.repo is not None:
+                clone_parent = tempfile.mkdtemp(prefix=".madengine-repo-", dir=str(Path(plan.log_file).parent))
+                _clone(plan, clone_parent, deadline, log, out)
+            if not out.timed_out:
+                kwargs = plan.spec.create_kwargs(api)
+                stepwise = plan.keep_alive or plan.hooks.has_steps
+                if stepwise:  # the model (and its pre/post scripts) run as execs in a container that stays up
+                    kwargs["entrypoint"], kwargs["command"] = ["sleep", "infinity"], None
+                cid = api.create_container(**kwargs)["Id"]
+                _copy_scripts(api, cid, plan, out.tree)
+                log.write(f"madengine: {plan.model['name']} in container {plan.container_name} "
+                          f"(image {plan.image})\n".encode())
+                log.flush()
+                # at least a moment, so a deadline already past still kills at once
+                limit = None if deadline is None else max(deadline - time.monotonic(), 0.01)
+                if stepwise:
+                    _run_steps(api, cid, plan, log, echo, out, limit)
+                else:
+                    _run_main(api, cid, plan, log, echo, out, limit)
+                out.ran = True
             if plan.timeout and out.timed_out:
                 during = f" during {out.timeout_step}" if out.timeout_step else ""
                 log.write(f"\nmadengine: killed at the timeout after {plan.timeout} s{during}\n".encode())
@@ -644,6 +671,8 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
             out.failure = f"lost the engine during the run: {exc}"
         finally:
             out.scanner.finish()
+            if clone_parent is not None:  # the container holds its own copy, even a kept one
+                shutil.rmtree(clone_parent, ignore_errors=True)
             out.kept = cid is not None and plan.keep_alive and out.started
             if cid is not None and not out.kept:
                 try:
@@ -655,10 +684,30 @@ def execute(plan: RunPlan, client: Any, echo: Optional[IO[bytes]] = None,
     return out
 
 
+def _clone(plan: RunPlan, parent: str, deadline: Optional[float], log: IO[bytes], out: Outcome) -> None:
+    """Clone the model's url on this node; its commit goes into the row. Sets the timeout
+    on ``out`` when the deadline passes; raises ``RunError`` when git fails."""
+    repo = plan.repo
+    if repo is None:
+        return
+    log.write(f"madengine: cloning {repo.url} as {plan.run_dir}\n".encode())
+    log.flush()
+    try:
+        out.tree, commit, output = clone(repo, parent, deadline, plan.secrets)
+    except CloneTimeout as exc:
+        out.timed_out = True
+        out.timeout_step = exc.step
+        return
+    if output.strip():
+        log.write(output.encode() + (b"" if output.endswith("\n") else b"\n"))
+    log.write(f"madengine: {repo.name} at commit {commit}\n".encode())
+    plan.base_row["git_commit"] = commit
+
+
 class _Deadline:
     """Calls ``kill`` once the timeout passes; knows whether it did."""
 
-    def __init__(self, seconds: Optional[int], kill: Any) -> None:
+    def __init__(self, seconds: Optional[float], kill: Any) -> None:
         self.fired = False
         self.triggered = False  # set before the kill: what follows must not start
         self._kill = kill
@@ -686,12 +735,12 @@ class _Deadline:
 
 
 def _run_main(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
-              out: Outcome) -> None:
+              out: Outcome, limit: Optional[float] = None) -> None:
     sock = _raw_socket(api.attach_socket(cid, params={"stdout": 1, "stderr": 1, "stream": 1}))
     start = time.monotonic()
     api.start(cid)
     out.started = True
-    with _Deadline(plan.timeout, lambda: api.kill(cid)) as deadline:
+    with _Deadline(limit, lambda: api.kill(cid)) as deadline:
         _stream(sock, log, echo, out.scanner)
         out.exit_code = int(api.wait(cid, timeout=60).get("StatusCode", -1))
         out.test_duration = time.monotonic() - start
@@ -735,7 +784,7 @@ def _run_step(api: Any, cid: str, plan: RunPlan, step: Step, log: IO[bytes],
 
 
 def _run_steps(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional[IO[bytes]],
-               out: Outcome) -> None:
+               out: Outcome, limit: Optional[float] = None) -> None:
     """pre_scripts, the model, post_scripts: one exec each, under one deadline.
 
     A failing pre_script stops the run before the model. post_scripts run after the
@@ -754,7 +803,7 @@ def _run_steps(api: Any, cid: str, plan: RunPlan, log: IO[bytes], echo: Optional
         api.exec_start(killer)
 
     kill = kill_processes if plan.keep_alive else (lambda: api.kill(cid))
-    with _Deadline(plan.timeout, kill) as deadline:
+    with _Deadline(limit, kill) as deadline:
         model_runs = True
         for step in plan.hooks.pre:
             code = _run_step(api, cid, plan, step, log, echo, out, deadline)

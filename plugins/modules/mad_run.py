@@ -30,14 +30,27 @@ description:
     so shell operators in them are refused. C(scripts/common) and pre/post scripts outside it
     are copied into the workspace at their package paths (C(../scripts/common/...) from the
     run directory). A missing script or unknown tool fails the task before any container starts.
+  - A model with a C(url) runs in a clone of that git repository, as upstream. The node's
+    C(git) clones it (shallow, C(--depth 1); submodules too) into a temporary folder of
+    O(output_dir) before the container starts, the tree is copied into
+    C(/myworkspace/<last part of the url, less .git>), the model's scripts folder is copied
+    over it (its files replace the repository's) and the script runs there; images need no
+    git and no network. C(git rev-parse HEAD) of the clone is the row's C(git_commit). The
+    model's C(cred) entry (C(username) with C(password) or C(token); C(ssh_key_file) for ssh
+    URLs) reaches git only through environment variables read by a credential helper scoped
+    to the URL's host; a password written in the URL is taken out of it. Neither ever shows in
+    argv, the log or the result. The clone counts against the timeout (a hanging git is
+    killed); a failed clone is a FAILURE naming the URL and git's message, git missing on the
+    node a FAILURE saying how to install it. The node's clone is removed after the run, even
+    with O(keep_alive) (the kept container holds its own copy).
   - With pre/post scripts, each step runs as an exec in the container, output into the same
     log. A failing pre_script stops the run (FAILURE naming the script and its exit code;
     the model does not run). post_scripts run after the model whatever its exit status; one
     that fails makes the run a FAILURE and is added to the reason after the model's own.
   - Output streams to C(<model>_<dockerfile>.run.live.log) in O(output_dir). At the timeout
-    (which covers pre_scripts, model and post_scripts together) the container is killed and
+    (which covers the clone, pre_scripts, model and post_scripts together) the container is killed and
     the model is a FAILURE with reason C(timeout after N s) (plus C(during <script>) when a
-    pre/post script was running).
+    pre/post script was running, C(during git clone of <url>) when the clone was).
   - The status is SUCCESS when the script exits 0, a performance was found (the
     C(performance:) line, or every row of the C(multiple_results) CSV) and no error signature
     is in the log (C(log_error_patterns), C(log_error_benign_patterns), C(log_error_pattern_scan)
