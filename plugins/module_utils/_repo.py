@@ -176,7 +176,7 @@ class _Git:
             raise RunError(f"cannot run {self.git} for model url {self.plan.url}: {exc.strerror}",
                            fix=INSTALL_GIT) from None
         try:
-            output, _ = proc.communicate(timeout=timeout)
+            output = proc.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise CloneTimeout(step) from None
