@@ -12,6 +12,7 @@ from ansible_collections.madengine.core.plugins.module_utils._dockerfiles import
 from ansible_collections.madengine.core.plugins.module_utils._hooks import plan_hooks
 from ansible_collections.madengine.core.plugins.module_utils._manifest import plan_runs, read_manifest
 from ansible_collections.madengine.core.plugins.module_utils._package import load_package, prepare, resolve
+from ansible_collections.madengine.core.plugins.module_utils._repo import plan_repo
 from ansible_collections.madengine.core.plugins.module_utils._tags import select
 
 
@@ -42,6 +43,7 @@ def discover(mad_dir: Optional[str], tags: Iterable[str] = (), additional_contex
     models: List[dict] = []
     for index, extra_args in picks:
         model = resolve(package.models[index], package.mad_dir, extra_args)
+        plan_repo(model)  # a url naming no usable folder is bad input, found before any build
         model["dockerfiles"], error = finder.select(model["dockerfile"])
         if error:
             model["dockerfile_error"] = error

@@ -312,3 +312,13 @@ def test_repeated_model_names_are_a_warning(tmp_path):
 def test_a_missing_pre_script_or_tool_stops_discovery_before_any_build(context, named):
     with pytest.raises(InvalidInputError, match=named):
         discover(str(PACKAGE), ["dummy"], context)
+
+
+def test_a_model_url_that_names_no_folder_stops_discovery(tmp_path):
+    (tmp_path / "scripts" / "m").mkdir(parents=True)
+    (tmp_path / "scripts" / "m" / "run.sh").write_text("echo hi\n")
+    (tmp_path / "models.json").write_text(json.dumps([{
+        "name": "m", "dockerfile": "docker/m", "scripts": "scripts/m/run.sh", "n_gpus": "0", "tags": ["t"],
+        "url": "https://example.com/repo?ref=main"}]))
+    with pytest.raises(InvalidInputError, match="does not end in a usable folder name"):
+        discover(str(tmp_path), ["m"])
