@@ -319,6 +319,6 @@ def test_a_model_url_that_names_no_folder_stops_discovery(tmp_path):
     (tmp_path / "scripts" / "m" / "run.sh").write_text("echo hi\n")
     (tmp_path / "models.json").write_text(json.dumps([{
         "name": "m", "dockerfile": "docker/m", "scripts": "scripts/m/run.sh", "n_gpus": "0", "tags": ["t"],
-        "url": "https://example.com/repo?ref=main"}]))
+        "url": "https://example.com/my%20repo"}]))
     with pytest.raises(InvalidInputError, match="does not end in a usable folder name"):
         discover(str(tmp_path), ["m"])
