@@ -162,7 +162,7 @@ def test_repo_the_clone_counts_against_the_timeout_and_a_hanging_git_is_killed(
 
 
 def gone(pid: int) -> bool:
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:

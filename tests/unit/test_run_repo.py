@@ -62,9 +62,9 @@ def test_the_helper_prints_the_login_from_the_environment_for_git():
     repo = plan_repo({"name": "m", "url": "https://h/x", "cred": "TOKEN_GIT"}, CREDS)
     helper = repo.config_args()[3].split(".helper=!", 1)[1]
     env = repo.env({"PATH": "/usr/bin:/bin"})
-    got = subprocess.run(["sh", "-c", helper + " get"], env=env, capture_output=True, text=True).stdout
+    got = subprocess.run(["sh", "-c", helper + " get"], env=env, capture_output=True, text=True, check=True).stdout
     assert got == "username=bot\npassword=ghp_tokenvalue\n"
-    stored = subprocess.run(["sh", "-c", helper + " store"], env=env, capture_output=True, text=True).stdout
+    stored = subprocess.run(["sh", "-c", helper + " store"], env=env, capture_output=True, text=True, check=True).stdout
     assert stored == ""
 
 
