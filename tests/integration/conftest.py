@@ -5,7 +5,9 @@ gets a private, empty DOCKER_CONFIG so an earlier ``docker login`` cannot make a
 """
 from __future__ import annotations
 
+import io
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -113,3 +115,22 @@ def registry_factory(tmp_path_factory):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def labelled_image(docker_client, base_image):
+    """``labelled_image(area)``: an image FROM the base image for one test area (its label
+    keeps it apart from the others), built once and removed when the session ends."""
+    made: dict = {}
+
+    def make(area: str) -> str:
+        if area not in made:
+            tag = f"madengine-{area}-test:{secrets.token_hex(3)}"
+            dockerfile = f"FROM {base_image}\nLABEL madengine.test={area}\n".encode()
+            docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False)
+            made[area] = tag
+        return made[area]
+
+    yield make
+    for tag in made.values():
+        docker_client.images.remove(tag, noprune=False)

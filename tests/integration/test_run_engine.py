@@ -27,13 +27,9 @@ SESSION = secrets.token_hex(3)
 NO_GPU = {"vendor": "NONE", "architecture": None, "count": 0, "devices": []}
 
 
-@pytest.fixture(scope="session")
-def run_image(docker_client, base_image):
-    tag = f"madengine-run-test:{SESSION}"
-    dockerfile = f"FROM {base_image}\nLABEL madengine.test=run\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False)
-    yield tag
-    docker_client.images.remove(tag, noprune=False)
+@pytest.fixture(scope="module")
+def run_image(labelled_image):
+    return labelled_image("run")
 
 
 @pytest.fixture

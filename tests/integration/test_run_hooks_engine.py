@@ -6,7 +6,6 @@ left behind" looks only at containers this file created.
 """
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import shutil
@@ -28,12 +27,8 @@ POST = "scripts/common/post_scripts/"
 
 
 @pytest.fixture(scope="module")
-def hooks_image(docker_client, base_image):
-    tag = f"hooks-run-test:{SESSION}"
-    dockerfile = f"FROM {base_image}\nLABEL madengine.test=hooks\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False)
-    yield tag
-    docker_client.images.remove(tag, noprune=False)
+def hooks_image(labelled_image):
+    return labelled_image("hooks")
 
 
 @pytest.fixture

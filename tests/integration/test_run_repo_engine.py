@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import io
 import os
 import secrets
 import subprocess
@@ -32,12 +31,8 @@ REAL_GIT = "/usr/bin/git"
 
 
 @pytest.fixture(scope="module")
-def repo_image(docker_client, base_image):
-    tag = f"repo-run-test:{SESSION}"
-    dockerfile = f"FROM {base_image}\nLABEL madengine.test=repo\n".encode()
-    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False)
-    yield tag
-    docker_client.images.remove(tag, noprune=False)
+def repo_image(labelled_image):
+    return labelled_image("repo")
 
 
 def git(cwd: Path, *args: str) -> str:
