@@ -21,6 +21,8 @@ import pytest
 from ansible_collections.madengine.core.plugins.module_utils._gpu import gather_gpu_facts
 from ansible_collections.madengine.core.plugins.module_utils._run import run_model
 
+from workflow import model_containers
+
 pytestmark = pytest.mark.docker
 
 SESSION = secrets.token_hex(3)
@@ -51,10 +53,6 @@ def name(label: str) -> str:
     return f"t{SESSION}-{label}"
 
 
-def leftovers(docker_client, model_name: str) -> list:
-    return docker_client.containers.list(
-        all=True, filters={"label": ["madengine.run=1", f"madengine.model={model_name}"]})
-
 
 def run(mad, run_image, docker_client, label, scripts, keep=False, **kw):
     model = {"name": name(label), "scripts": scripts, "n_gpus": "0", "tags": ["t"]}
@@ -63,7 +61,7 @@ def run(mad, run_image, docker_client, label, scripts, keep=False, **kw):
     result = run_model(str(mad.root), model, kw.pop("image", run_image),
                        output_dir=str(mad.out), **kw)
     if not keep:
-        assert leftovers(docker_client, model["name"]) == []
+        assert model_containers(docker_client, model["name"]) == []
     return result
 
 
@@ -267,12 +265,12 @@ def test_keep_alive_leaves_the_container_and_says_how_to_enter(mad, run_image, d
     try:
         assert result["status"] == "SUCCESS"
         assert f"docker exec -it {result['container_name']} bash" in result["keep_alive_hint"]
-        (container,) = leftovers(docker_client, name("keep"))
+        (container,) = model_containers(docker_client, name("keep"))
         assert container.status == "running"
         code, output = container.exec_run(["cat", "/myworkspace/run_directory/run.sh"])
         assert code == 0 and b"performance: 4 x" in output
     finally:
-        for container in leftovers(docker_client, name("keep")):
+        for container in model_containers(docker_client, name("keep")):
             container.remove(force=True)
 
 
@@ -283,10 +281,10 @@ def test_keep_alive_timeout_kills_the_model_but_keeps_the_container(mad, run_ima
     try:
         assert (result["status"], result["reason"]) == ("FAILURE", "timeout after 2 s")
         assert result["test_duration"] < 2 + 3
-        (container,) = leftovers(docker_client, name("keep2"))
+        (container,) = model_containers(docker_client, name("keep2"))
         assert container.status == "running"
     finally:
-        for container in leftovers(docker_client, name("keep2")):
+        for container in model_containers(docker_client, name("keep2")):
             container.remove(force=True)
 
 
@@ -329,7 +327,7 @@ def test_a_flood_of_output_keeps_memory_bounded_and_the_log_whole(mad, run_image
     assert (result["status"], result["reason"]) == ("SUCCESS", "")
     assert os.path.getsize(result["log"]) > 200_000_000
     assert result["max_rss_kib"] < 100 * 1024  # 200 MB went through; the process stayed small
-    assert leftovers(docker_client, name("flood")) == []
+    assert model_containers(docker_client, name("flood")) == []
 
 
 SIGTERM = r"""
@@ -349,10 +347,10 @@ def test_a_stopped_module_removes_its_container(mad, run_image, docker_client, c
     deadline = time.monotonic() + 30
     while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(leftovers(docker_client, name("term"))) == 1
+    assert len(model_containers(docker_client, name("term"))) == 1
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    assert leftovers(docker_client, name("term")) == []
+    assert model_containers(docker_client, name("term")) == []
 
 
 @pytest.mark.registry

@@ -17,6 +17,8 @@ import pytest
 from ansible_collections.madengine.core.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.madengine.core.plugins.module_utils._run import run_model
 
+from workflow import model_containers
+
 pytestmark = pytest.mark.docker
 
 SESSION = secrets.token_hex(3)
@@ -41,16 +43,12 @@ def name(label: str) -> str:
     return f"hooks{SESSION}-{label}"
 
 
-def leftovers(docker_client, model_name: str) -> list:
-    return docker_client.containers.list(
-        all=True, filters={"label": ["madengine.run=1", f"madengine.model={model_name}"]})
-
 
 def run(mad, image, docker_client, label, context, args="", **kw):
     model = {"name": name(label), "scripts": "scripts/hooks_model/run.sh", "n_gpus": "0", "args": args}
     result = run_model(str(mad), model, image, context=context, gpu=NO_GPU,
                        output_dir=str(mad / "out"), **kw)
-    assert leftovers(docker_client, model["name"]) == []
+    assert model_containers(docker_client, model["name"]) == []
     return result
 
 
@@ -164,7 +162,7 @@ def test_keep_alive_runs_the_steps_and_keeps_the_container(mad, hooks_image, doc
         code, output = container.exec_run(["cat", "/myworkspace/run_directory/result.txt"])
         assert (code, output) == (0, b"model output\n")
     finally:
-        for container in leftovers(docker_client, name("keep")):
+        for container in model_containers(docker_client, name("keep")):
             container.remove(force=True)
 
 
@@ -173,5 +171,5 @@ def test_an_unknown_tool_or_missing_script_is_refused_before_any_container(mad, 
         run(mad, hooks_image, docker_client, "badtool", {"tools": [{"name": "rocprof"}]})
     with pytest.raises(InvalidInputError, match=r"pre_scripts\[0\].path 'scripts/common/nope.sh': no such file"):
         run(mad, hooks_image, docker_client, "badpath", {"pre_scripts": [{"path": "scripts/common/nope.sh"}]})
-    assert leftovers(docker_client, name("badtool")) == leftovers(docker_client, name("badpath")) == []
+    assert model_containers(docker_client, name("badtool")) == model_containers(docker_client, name("badpath")) == []
     assert not (mad / "out").exists()

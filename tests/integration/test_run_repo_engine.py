@@ -22,6 +22,8 @@ import pytest
 
 from ansible_collections.madengine.core.plugins.module_utils._run import run_model
 
+from workflow import model_containers
+
 pytestmark = pytest.mark.docker
 
 SESSION = secrets.token_hex(3)
@@ -78,16 +80,12 @@ def name(label: str) -> str:
     return f"repo{SESSION}-{label}"
 
 
-def leftovers(docker_client, model_name: str) -> list:
-    return docker_client.containers.list(
-        all=True, filters={"label": ["madengine.run=1", f"madengine.model={model_name}"]})
-
 
 def run(mad, image, docker_client, label, url, **kw):
     model = {"name": name(label), "scripts": "scripts/repo_model/run.sh", "n_gpus": "0", "url": url}
     model.update(kw.pop("model", {}))
     result = run_model(str(mad), model, image, gpu=NO_GPU, output_dir=str(mad / "out"), **kw)
-    assert leftovers(docker_client, model["name"]) == []
+    assert model_containers(docker_client, model["name"]) == []
     assert list((mad / "out").glob(".madengine-repo-*")) == []  # the clone is gone
     return result
 
@@ -276,10 +274,10 @@ def test_repo_keep_alive_keeps_the_tree_in_the_container_and_removes_the_nodes_c
     result = run_model(str(mad), model, repo_image, gpu=NO_GPU, output_dir=str(mad / "out"), keep_alive=True)
     try:
         assert result["status"] == "SUCCESS", result["reason"]
-        [container] = leftovers(docker_client, model["name"])
+        [container] = model_containers(docker_client, model["name"])
         code, output = container.exec_run(["cat", "/myworkspace/kept-repo/data.txt"])
         assert (code, output) == (0, b"kept data\n")
         assert list((mad / "out").glob(".madengine-repo-*")) == []
     finally:
-        for container in leftovers(docker_client, model["name"]):
+        for container in model_containers(docker_client, model["name"]):
             container.remove(force=True)

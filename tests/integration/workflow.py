@@ -119,6 +119,11 @@ class WorkflowPackage:
                         pass
 
 
+def model_containers(client, model_name: str) -> list:
+    """The engine's containers madengine made for one model (a run leaves none behind)."""
+    return client.containers.list(all=True, filters={"label": ["madengine.run=1", f"madengine.model={model_name}"]})
+
+
 def containers_of(client, package: "WorkflowPackage") -> List[dict]:
     """The engine's containers of this package's models (one list call: other sessions'
     containers may come and go meanwhile)."""
