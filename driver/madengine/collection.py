@@ -7,7 +7,9 @@ the user's cache makes it visible as ``ansible_collections/madengine/core``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,3 +57,12 @@ def playbook(name: str) -> Path:
 
 def local_inventory() -> Path:
     return collection_root() / "inventories" / "local" / "hosts.yml"
+
+
+def module_utils(name: str):
+    """The collection's module_utils module ``name`` (e.g. ``_nodes``): the driver reuses the
+    engine's own code instead of writing it again."""
+    top = str(collections_path())
+    if top not in sys.path:
+        sys.path.append(top)
+    return importlib.import_module(f"ansible_collections.madengine.core.plugins.module_utils.{name}")

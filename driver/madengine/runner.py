@@ -112,12 +112,7 @@ def _load_document(path: Path) -> Any:
 
 
 def _is_mad_inventory(document: Any) -> bool:
-    top = str(collection.collections_path())
-    if top not in sys.path:
-        sys.path.append(top)
-    from ansible_collections.madengine.core.plugins.module_utils._nodes import is_mad_inventory
-
-    return is_mad_inventory(document)
+    return collection.module_utils("_nodes").is_mad_inventory(document)
 
 
 def _host_count(document: Any, path: Path) -> int:
@@ -168,11 +163,9 @@ def prepare_inventory(inventory: str | os.PathLike, private: Path) -> tuple[str,
     document = _load_document(path) if path.is_file() else None
     count = _host_count(document, path) if path.is_file() else 0
     if document is not None and _is_mad_inventory(document):
-        from ansible_collections.madengine.core.plugins.module_utils._nodes import plugin_config
-
         config = private / "inventory" / "nodes.mad_nodes.yml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(plugin_config(str(path)))
+        config.write_text(collection.module_utils("_nodes").plugin_config(str(path)))
         return str(config), count
     return str(path), count
 
@@ -183,12 +176,9 @@ def inventory_problem(inventory: str | os.PathLike) -> str | None:
     document = _load_document(path) if path.is_file() else None
     if document is None or not _is_mad_inventory(document):
         return None
-    from ansible_collections.madengine.core.plugins.module_utils._errors import MadError
-    from ansible_collections.madengine.core.plugins.module_utils._nodes import validate
-
     try:
-        validate(document, str(path))
-    except MadError as err:
+        collection.module_utils("_nodes").validate(document, str(path))
+    except collection.module_utils("_errors").MadError as err:
         return err.message
     return None
 

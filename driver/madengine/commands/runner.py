@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from madengine import console, options
+from madengine import collection, console, options
 from madengine.commands import _workflow
 from madengine.commands.run import Mode, Resume, RunMode, node_vars, run_vars
 from madengine.commands.run import Output, SummaryOutput, Timeout
@@ -69,23 +69,11 @@ class NodeEvents:
             self.inner(event)
 
 
-def _entries_from_runs(runs: dict[str, list[dict]]) -> list[dict]:
-    """Summary-like entries from mad_run results, for playbooks that call no perf_collect."""
-    entries = []
-    for host, results in runs.items():
-        for res in results:
-            item = res.get(res.get("ansible_loop_var") or "item") or {}
-            model = (item.get("model") or {}).get("name") if isinstance(item, dict) else None
-            rows = res.get("records") or [{}]
-            for row in rows:
-                failed = bool(res.get("failed") or res.get("unreachable"))
-                entries.append({
-                    "node": host, "model": row.get("model") or model or "?",
-                    "status": "FAILURE" if failed else row.get("status") or res.get("status") or "FAILURE",
-                    "performance": row.get("performance"), "metric": row.get("metric"),
-                    "test_duration": res.get("test_duration"), "log_file": res.get("log_file"),
-                    "reason": row.get("reason") or res.get("reason") or (res.get("msg") if failed else "")})
-    return entries
+def _entries_from_runs(runs: dict[str, list[dict]], started: float, finished: float) -> list[dict]:
+    """Run-summary entries from the nodes' mad_run results, for a playbook that calls no
+    perf_collect: the collection's own summary code, so both reports read alike."""
+    summary = collection.module_utils("_summary")
+    return summary.summarize(summary.gather(runs, defaults={}), started=started, finished=finished)["models"]
 
 
 def build_report(kind: str, result: PlaybookResult, events: NodeEvents, *, started: float, finished: float,
@@ -93,7 +81,8 @@ def build_report(kind: str, result: PlaybookResult, events: NodeEvents, *, start
     """The seed's runner report: nodes total/successful/failed, executions, per-node results."""
     collected = result.last("perf_collect") or {}
     summary = collected.get("summary") or {}
-    entries = summary.get("models") if isinstance(summary.get("models"), list) else _entries_from_runs(events.runs)
+    entries = (summary["models"] if isinstance(summary.get("models"), list)
+               else _entries_from_runs(events.runs, started, finished))
     unreachable = {p.host for p in result.unreachable if p.host}
     names = list(dict.fromkeys(events.planned + [str(e.get("node") or "") for e in entries] + list(events.runs)
                                + sorted(unreachable)))
