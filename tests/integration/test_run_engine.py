@@ -53,7 +53,6 @@ def name(label: str) -> str:
     return f"t{SESSION}-{label}"
 
 
-
 def run(mad, run_image, docker_client, label, scripts, keep=False, **kw):
     model = {"name": name(label), "scripts": scripts, "n_gpus": "0", "tags": ["t"]}
     model.update(kw.pop("model", {}))

@@ -43,7 +43,6 @@ def name(label: str) -> str:
     return f"hooks{SESSION}-{label}"
 
 
-
 def run(mad, image, docker_client, label, context, args="", **kw):
     model = {"name": name(label), "scripts": "scripts/hooks_model/run.sh", "n_gpus": "0", "args": args}
     result = run_model(str(mad), model, image, context=context, gpu=NO_GPU,

@@ -80,7 +80,6 @@ def name(label: str) -> str:
     return f"repo{SESSION}-{label}"
 
 
-
 def run(mad, image, docker_client, label, url, **kw):
     model = {"name": name(label), "scripts": "scripts/repo_model/run.sh", "n_gpus": "0", "url": url}
     model.update(kw.pop("model", {}))
